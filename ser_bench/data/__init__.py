@@ -1,0 +1,1 @@
+"""Corpora, manifests, actor-disjoint splits, the audio cache and the Lightning data module."""

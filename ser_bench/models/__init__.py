@@ -1,0 +1,1 @@
+"""Frontends, backbones and the one LightningModule that trains them."""

@@ -1,0 +1,42 @@
+"""Waveform -> features. Every frontend maps (wave [B, T], lengths [B]) to (features, frame lengths)."""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import nn
+
+from ser_bench.models.layers import lengths_to_mask
+
+
+class LogMel(nn.Module):
+    """Log-mel spectrogram [B, n_mels, frames] with padded frames zeroed.
+
+    `norm="utterance"` subtracts each clip's mean log energy and divides by its spread (one scalar
+    each, over valid frames only): recording level goes, spectral shape and dynamics stay.
+    """
+
+    def __init__(self, sample_rate: int = 16_000, n_fft: int = 512, win_length: int = 400,
+                 hop_length: int = 160, n_mels: int = 64, f_min: float = 20.0, f_max: float | None = None,
+                 norm: str = "utterance"):
+        super().__init__()
+        if norm not in ("utterance", "none"):
+            raise ValueError(f"LogMel norm must be 'utterance' or 'none', not {norm!r}")
+        self.n_mels, self.hop_length, self.norm = n_mels, hop_length, norm
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=n_fft, win_length=win_length, hop_length=hop_length,
+            n_mels=n_mels, f_min=f_min, f_max=f_max, power=2.0)
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return lengths // self.hop_length + 1  # centred frames, as torch.stft(center=True) makes them
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = torch.log(self.mel(wave) + 1e-6)
+        frames = self.frame_lengths(lengths).clamp(max=feats.shape[-1])
+        mask = lengths_to_mask(frames, feats.shape[-1]).unsqueeze(1)  # [B, 1, F]
+        if self.norm == "utterance":
+            count = mask.sum(dim=(1, 2), keepdim=True) * self.n_mels
+            mean = (feats * mask).sum(dim=(1, 2), keepdim=True) / count
+            var = (((feats - mean) * mask) ** 2).sum(dim=(1, 2), keepdim=True) / count
+            feats = (feats - mean) / (var.sqrt() + 1e-5)
+        return feats * mask, frames

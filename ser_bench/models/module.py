@@ -1,0 +1,100 @@
+"""The one LightningModule: any backbone that maps (wave, lengths) to logits trains through it."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+
+class SERModule(L.LightningModule):
+    """Cross-entropy training with per-epoch train/val metrics and a test pass that keeps predictions.
+
+    `history` holds one dict per epoch (train/loss, train/acc, val/loss, val/acc, val/ua, val/wa,
+    gap/acc) for curves; `test_predictions` holds (row, label, probabilities) after `test`.
+    """
+
+    def __init__(self, net: nn.Module, class_names: list[str], lr: float = 1e-3, weight_decay: float = 1e-4,
+                 label_smoothing: float = 0.0, scheduler: str = "onecycle", warmup_fraction: float = 0.1):
+        super().__init__()
+        if scheduler not in ("onecycle", "none"):
+            raise ValueError(f"scheduler must be 'onecycle' or 'none', not {scheduler!r}")
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
+        n = len(class_names)
+        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        self.train_acc = MulticlassAccuracy(n, average="micro")
+        self.val_wa = MulticlassAccuracy(n, average="micro")
+        self.val_ua = MulticlassAccuracy(n, average="macro")
+        self.test_wa = MulticlassAccuracy(n, average="micro")
+        self.test_ua = MulticlassAccuracy(n, average="macro")
+        self.test_f1 = MulticlassF1Score(n, average="macro")
+        self.history: list[dict[str, float]] = []
+        self.test_predictions: list[tuple[int, int, list[float]]] = []
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.net(wave, lengths)
+
+    def training_step(self, batch, batch_idx):
+        logits = self(batch["wave"], batch["lengths"])
+        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.hparams.label_smoothing)
+        self.train_loss.update(loss.detach(), weight=len(logits))
+        self.train_acc.update(logits.detach(), batch["label"])
+        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, logger=False)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.train_loss.reset()
+        self.train_acc.reset()
+
+    def validation_step(self, batch, batch_idx):
+        logits = self(batch["wave"], batch["lengths"])
+        self.val_loss.update(F.cross_entropy(logits, batch["label"]), weight=len(logits))
+        self.val_wa.update(logits, batch["label"])
+        self.val_ua.update(logits, batch["label"])
+
+    def on_validation_epoch_end(self) -> None:
+        # Validation runs after the epoch's last training batch, so the train metrics are complete here.
+        epoch = {"val/loss": self.val_loss.compute().item(), "val/acc": self.val_wa.compute().item(),
+                 "val/ua": self.val_ua.compute().item()}
+        epoch["val/wa"] = epoch["val/acc"]
+        for metric in (self.val_loss, self.val_wa, self.val_ua):
+            metric.reset()
+        if self.train_acc.update_count > 0 and not self.trainer.sanity_checking:
+            epoch["train/loss"] = self.train_loss.compute().item()
+            epoch["train/acc"] = self.train_acc.compute().item()
+            epoch["gap/acc"] = epoch["train/acc"] - epoch["val/acc"]
+            self.history.append({"epoch": self.current_epoch, **epoch})
+        for name, value in epoch.items():
+            self.log(name, value, prog_bar=name in ("val/ua", "train/acc"), logger=False)
+
+    def test_step(self, batch, batch_idx):
+        logits = self(batch["wave"], batch["lengths"])
+        labels = batch["label"]
+        self.test_wa.update(logits, labels)
+        self.test_ua.update(logits, labels)
+        self.test_f1.update(logits, labels)
+        probs = logits.softmax(-1).cpu()
+        for row, label, p in zip(batch["row"].tolist(), labels.tolist(), probs.tolist()):
+            self.test_predictions.append((row, label, p))
+
+    def on_test_epoch_start(self) -> None:
+        self.test_predictions = []
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({"test/ua": self.test_ua.compute(), "test/wa": self.test_wa.compute(),
+                       "test/macro_f1": self.test_f1.compute()}, logger=False)
+        for metric in (self.test_ua, self.test_wa, self.test_f1):
+            metric.reset()
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if self.hparams.scheduler == "none":
+            return opt
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches,
+            pct_start=self.hparams.warmup_fraction, anneal_strategy="cos")
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

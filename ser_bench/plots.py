@@ -1,0 +1,53 @@
+"""Figures for runs and reports (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def curves(history: list[dict], best_epoch: int | None = None) -> Figure:
+    """Train vs validation accuracy and loss per epoch: the overfitting picture of one run."""
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.8))
+    epochs = [h["epoch"] for h in history]
+    for ax, key, title in ((ax_acc, "acc", "accuracy"), (ax_loss, "loss", "loss")):
+        ax.plot(epochs, [h[f"train/{key}"] for h in history], "o-", ms=3, label="train")
+        ax.plot(epochs, [h[f"val/{key}"] for h in history], "o-", ms=3, label="validation")
+        if key == "acc":
+            ax.plot(epochs, [h["val/ua"] for h in history], "--", lw=1, label="validation UA")
+            ax.set_ylim(0, 1)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", ls=":", lw=1, label=f"best (epoch {best_epoch})")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(matrix: np.ndarray, class_names: list[str]) -> Figure:
+    """Counts, coloured by row-normalised recall."""
+    recall = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.2, 5.4))
+    im = ax.imshow(recall, cmap="Blues", vmin=0, vmax=1)
+    n = len(class_names)
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if recall[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="recall")
+    fig.tight_layout()
+    return fig
+
+
+def close(fig: Figure) -> None:
+    plt.close(fig)

@@ -1,0 +1,179 @@
+"""MLflow: store set-up, run naming, tags, params, per-epoch metrics and artifacts, in one place."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+import lightning as L
+import mlflow
+import numpy as np
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+# Config keys that change where things go or how they are shown, never what is computed.
+NON_RESULT_KEYS = ("tracking", "paths", "cache_dir", "hydra")
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///...` URI (relative to the working directory), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):])
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """Experiment id for `name`, creating the store and the experiment where missing.
+
+    A SQLite store keeps its artifacts beside the database (`<db dir>/<experiment id>/...` under
+    the same folder), so `mlruns/` holds everything whatever the working directory.
+    """
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if db is not None:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        location = (db.parent.resolve() / "artifacts" / safe).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        exp = client.get_experiment_by_name(name)  # created meanwhile by a parallel job
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def flatten(cfg: DictConfig) -> dict[str, str]:
+    """Resolved config as dotted keys -> strings (MLflow params)."""
+    out: dict[str, str] = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+        else:
+            out[prefix[:-1]] = json.dumps(node) if isinstance(node, list) else str(node)
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return out
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of everything that can change a result (not paths, tracking or caches)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in NON_RESULT_KEYS:
+        container.pop(key, None)
+    container.get("trainer", {}).pop("enable_progress_bar", None)
+    return hashlib.sha1(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def git_commit() -> str:
+    """Commit of the ser_bench checkout, with `-dirty` when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_tags(cfg: DictConfig, split) -> dict[str, str]:
+    return {
+        "model": str(cfg.model.name),
+        "augment": str(cfg.augment.name),
+        "split": split.protocol,
+        "fold": str(split.fold),
+        "seed": str(cfg.seed),
+        "corpus": str(cfg.data.corpus),
+        "leaky": str(split.leaky).lower(),
+        "actors.train": " ".join(map(str, split.train_actors)),
+        "actors.val": " ".join(map(str, split.val_actors)),
+        "actors.test": " ".join(map(str, split.test_actors)),
+        "git_commit": git_commit(),
+        "config_hash": config_hash(cfg),
+    }
+
+
+def run_name(cfg: DictConfig, split) -> str:
+    return cfg.tracking.run_name or f"{cfg.model.name}-{cfg.augment.name}-{split.protocol}{split.fold}-s{cfg.seed}"
+
+
+@contextmanager
+def start_run(cfg: DictConfig, split) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run with tags, params and the resolved config; a crash ends it FAILED with the error."""
+    uri = cfg.tracking.uri
+    mlflow.set_tracking_uri(uri)
+    experiment_id = ensure_experiment(uri, cfg.tracking.experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(cfg, split),
+                          tags=run_tags(cfg, split)) as run:
+        try:
+            mlflow.log_params(flatten(cfg))
+            mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            mlflow.log_dict(split.describe(), "split.json")
+            yield run
+        except BaseException as err:
+            mlflow.set_tag("error", f"{type(err).__name__}: {err}"[:5000])
+            raise  # mlflow.start_run's own exit marks the run FAILED (KILLED on Ctrl-C)
+
+
+class EpochLogger(L.Callback):
+    """Logs each epoch's train/val/gap metrics to the active MLflow run, with step = epoch."""
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module) -> None:
+        history = getattr(pl_module, "history", [])
+        if trainer.sanity_checking or not history or history[-1]["epoch"] != trainer.current_epoch:
+            return
+        entry = history[-1]
+        mlflow.log_metrics({k: v for k, v in entry.items() if k != "epoch"}, step=int(entry["epoch"]))
+
+
+def _csv(rows: list[list]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
+def log_results(metrics: dict[str, float], history: list[dict], best_epoch: int, confusion: np.ndarray,
+                class_names: list[str], predictions: list[dict], checkpoint: str | None) -> None:
+    """Final metrics and the artifacts a reader of the run wants: curves, confusion, predictions."""
+    from ser_bench import plots
+
+    mlflow.log_metrics(metrics)
+    for fig, name in ((plots.curves(history, best_epoch), "curves.png"),
+                      (plots.confusion(confusion, class_names), "confusion_matrix.png")):
+        mlflow.log_figure(fig, name)
+        plots.close(fig)
+    mlflow.log_text(_csv([["true\\pred", *class_names]] + [[name, *map(int, row)]
+                                                           for name, row in zip(class_names, confusion)]),
+                    "confusion_matrix.csv")
+    if predictions:
+        header = list(predictions[0])
+        mlflow.log_text(_csv([header] + [[p[h] for h in header] for p in predictions]), "predictions.csv")
+    if checkpoint:
+        mlflow.log_artifact(checkpoint, "checkpoints")
+
+
+def tracking_summary(uri: str) -> str:
+    """How to open the store in the MLflow UI."""
+    scheme = urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {uri}"

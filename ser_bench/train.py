@@ -1,0 +1,98 @@
+"""One run: corpus -> split -> cached audio -> model -> fit -> test the best-validation checkpoint -> MLflow."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+from sklearn.metrics import confusion_matrix
+
+from ser_bench import tracking
+from ser_bench.data.cache import load_waveforms
+from ser_bench.data.datamodule import SERDataModule
+from ser_bench.data.manifest import EMOTIONS, Utterance, label_ids
+from ser_bench.errors import UserError
+from ser_bench.models.module import SERModule
+
+log = logging.getLogger(__name__)
+
+
+def build_corpus(cfg: DictConfig) -> list[Utterance]:
+    if OmegaConf.is_missing(cfg.data, "root"):
+        raise UserError(f"data={cfg.data.corpus} needs data.root=PATH (the folder that holds the corpus)")
+    return instantiate(cfg.data)
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def _quiet_lightning() -> None:
+    """Lightning logs through the application's handlers once, without advertising."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+        logger.addFilter(_DropTips())
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
+    # In-memory clips on a few cores: worker processes cost more than they save, by choice.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train and evaluate one configuration; returns test metrics and where the run was logged."""
+    _quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    manifest = build_corpus(cfg)
+    class_names = list(EMOTIONS)
+    split = instantiate(cfg.split)(manifest)
+    log.info("split %s fold %d: train actors %s, val actors %s, test actors %s", split.protocol, split.fold,
+             split.train_actors, split.val_actors, split.test_actors)
+    if split.leaky:
+        log.warning("split=random is utterance-level and LEAKY (the same actors train and test): "
+                    "use it only to measure leakage, never as a result")
+    waves = load_waveforms([u.path for u in manifest], cfg.cache_dir)
+    datamodule = SERDataModule(waves, label_ids(manifest, tuple(class_names)), split, **cfg.loader)
+    net = instantiate(cfg.model.net, num_classes=len(class_names))
+    module = SERModule(net, class_names, **cfg.model.optim)
+
+    out = Path(cfg.paths.output_dir)
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/ua", mode="max",
+                                 save_top_k=1, save_weights_only=True)
+    callbacks = [checkpoint, tracking.EpochLogger()]
+    if cfg.early_stopping.patience:
+        callbacks.append(EarlyStopping(monitor="val/ua", mode="max", patience=cfg.early_stopping.patience))
+    with tracking.start_run(cfg, split) as mlrun:
+        trainer = L.Trainer(**cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out)
+        trainer.fit(module, datamodule=datamodule)
+        best = checkpoint.best_model_path
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+
+        history = module.history
+        best_idx = int(np.argmax([h["val/ua"] for h in history]))  # first maximum, as the checkpoint keeps it
+        metrics.update({"best/epoch": history[best_idx]["epoch"], "best/val_ua": history[best_idx]["val/ua"],
+                        "best/gap_acc": history[best_idx]["gap/acc"], "epochs": len(history),
+                        "params": sum(p.numel() for p in net.parameters())})
+        rows = [r for r, _, _ in module.test_predictions]
+        y_true = np.array([lab for _, lab, _ in module.test_predictions])
+        probs = np.array([p for _, _, p in module.test_predictions])
+        y_pred = probs.argmax(1)
+        predictions = [{"utt_id": manifest[r].utt_id, "actor": manifest[r].actor, "true": class_names[t],
+                        "pred": class_names[p], **{f"p_{c}": round(float(q), 5) for c, q in zip(class_names, pr)}}
+                       for r, t, p, pr in zip(rows, y_true, y_pred, probs)]
+        confusion = confusion_matrix(y_true, y_pred, labels=range(len(class_names)))
+        tracking.log_results(metrics, history, history[best_idx]["epoch"], confusion, class_names, predictions,
+                             best if cfg.tracking.log_checkpoint else None)
+    return {"metrics": metrics, "run_id": mlrun.info.run_id, "split": split.describe(),
+            "tracking_uri": cfg.tracking.uri, "experiment": cfg.tracking.experiment}
