@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
@@ -23,10 +24,23 @@ from ser_bench.models.module import SERModule
 log = logging.getLogger(__name__)
 
 
+def build(node: DictConfig, what: str, **kwargs):
+    """Hydra's instantiate, with a user's mistake (bad path, bad option value) kept as one clear line."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        if isinstance(cause, ValueError):
+            raise UserError(f"bad {what} settings: {cause}") from None
+        raise
+
+
 def build_corpus(cfg: DictConfig) -> list[Utterance]:
     if OmegaConf.is_missing(cfg.data, "root"):
         raise UserError(f"data={cfg.data.corpus} needs data.root=PATH (the folder that holds the corpus)")
-    return instantiate(cfg.data)
+    return build(cfg.data, "data")
 
 
 class _DropTips(logging.Filter):
@@ -55,7 +69,7 @@ def run(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     manifest = build_corpus(cfg)
     class_names = list(EMOTIONS)
-    split = instantiate(cfg.split)(manifest)
+    split = build(cfg.split, "split")(manifest)
     log.info("split %s fold %d: train actors %s, val actors %s, test actors %s", split.protocol, split.fold,
              split.train_actors, split.val_actors, split.test_actors)
     if split.leaky:
@@ -63,7 +77,7 @@ def run(cfg: DictConfig) -> dict:
                     "use it only to measure leakage, never as a result")
     waves = load_waveforms([u.path for u in manifest], cfg.cache_dir)
     datamodule = SERDataModule(waves, label_ids(manifest, tuple(class_names)), split, **cfg.loader)
-    net = instantiate(cfg.model.net, num_classes=len(class_names))
+    net = build(cfg.model.net, "model.net", num_classes=len(class_names))
     module = SERModule(net, class_names, **cfg.model.optim)
 
     out = Path(cfg.paths.output_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ser_bench.models.layers import masked_mean_std, pooled_lengths
+from ser_bench.models.layers import conv_block_1d, masked_mean_std, run_masked
 
 
 class CNN1d(nn.Module):
@@ -13,16 +13,11 @@ class CNN1d(nn.Module):
                  kernel_size: int = 5, dropout: float = 0.3):
         super().__init__()
         self.frontend = frontend
-        blocks, c_in = [], frontend.n_mels
-        for c_out in channels:
-            blocks += [nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False),
-                       nn.BatchNorm1d(c_out), nn.ReLU(inplace=True), nn.MaxPool1d(2)]
-            c_in = c_out
-        self.blocks = nn.Sequential(*blocks)
-        self.n_pools = len(channels)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * c_in, num_classes))
+        widths = [frontend.n_mels, *channels]
+        self.blocks = nn.ModuleList(conv_block_1d(a, b, kernel_size) for a, b in zip(widths, widths[1:]))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * widths[-1], num_classes))
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         feats, frames = self.frontend(wave, lengths)
-        x = self.blocks(feats)
-        return self.head(masked_mean_std(x, pooled_lengths(frames, self.n_pools, x.shape[-1])))
+        x, frames = run_masked(self.blocks, feats, frames)
+        return self.head(masked_mean_std(x, frames))

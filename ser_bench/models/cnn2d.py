@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ser_bench.models.layers import masked_mean_std, pooled_lengths
+from ser_bench.models.layers import conv_block_2d, masked_mean_std, run_masked
 
 
 class CNN2d(nn.Module):
@@ -13,17 +13,11 @@ class CNN2d(nn.Module):
                  dropout: float = 0.3):
         super().__init__()
         self.frontend = frontend
-        blocks, c_in = [], 1
-        for c_out in channels:
-            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-            c_in = c_out
-        self.blocks = nn.Sequential(*blocks)
-        self.n_pools = len(channels)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * c_in, num_classes))
+        widths = [1, *channels]
+        self.blocks = nn.ModuleList(conv_block_2d(a, b) for a, b in zip(widths, widths[1:]))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * widths[-1], num_classes))
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         feats, frames = self.frontend(wave, lengths)
-        x = self.blocks(feats.unsqueeze(1))  # [B, C, mel', T']
-        x = x.mean(dim=2)  # collapse frequency
-        return self.head(masked_mean_std(x, pooled_lengths(frames, self.n_pools, x.shape[-1])))
+        x, frames = run_masked(self.blocks, feats.unsqueeze(1), frames)  # [B, C, mel', T']
+        return self.head(masked_mean_std(x.mean(dim=2), frames))

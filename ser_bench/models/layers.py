@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -22,3 +23,30 @@ def masked_mean_std(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     mean = (x * mask).sum(-1) / count
     var = (((x - mean.unsqueeze(-1)) * mask) ** 2).sum(-1) / count
     return torch.cat([mean, (var + 1e-5).sqrt()], dim=1)
+
+
+def conv_block_1d(c_in: int, c_out: int, kernel_size: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False),
+                         nn.BatchNorm1d(c_out), nn.ReLU(inplace=True), nn.MaxPool1d(2))
+
+
+def conv_block_2d(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True), nn.MaxPool2d(2))
+
+
+def run_masked(blocks: nn.ModuleList, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply stride-2 blocks over time (last axis), zeroing padded steps after each one.
+
+    Re-zeroing keeps padding from leaking into valid frames through the next convolution, so a
+    clip scores (nearly) the same alone or padded in a batch.
+    """
+    shortfall = 2 ** len(blocks) - x.shape[-1]
+    if shortfall > 0:  # very short clips: enough (masked) frames for every pooling to keep one
+        x = nn.functional.pad(x, (0, shortfall))
+    for block in blocks:
+        x = block(x)
+        lengths = pooled_lengths(lengths, 1, x.shape[-1])
+        mask = lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)
+        x = x * mask.view(mask.shape[0], *([1] * (x.dim() - 2)), mask.shape[1])
+    return x, lengths

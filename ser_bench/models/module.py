@@ -18,10 +18,10 @@ class SERModule(L.LightningModule):
     """
 
     def __init__(self, net: nn.Module, class_names: list[str], lr: float = 1e-3, weight_decay: float = 1e-4,
-                 label_smoothing: float = 0.0, scheduler: str = "onecycle", warmup_fraction: float = 0.1):
+                 label_smoothing: float = 0.0, scheduler: str = "cosine", warmup_fraction: float = 0.1):
         super().__init__()
-        if scheduler not in ("onecycle", "none"):
-            raise ValueError(f"scheduler must be 'onecycle' or 'none', not {scheduler!r}")
+        if scheduler not in ("cosine", "none"):
+            raise ValueError(f"scheduler must be 'cosine' (linear warm-up, cosine decay) or 'none', not {scheduler!r}")
         self.save_hyperparameters(ignore=["net"])
         self.net = net
         n = len(class_names)
@@ -94,7 +94,10 @@ class SERModule(L.LightningModule):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         if self.hparams.scheduler == "none":
             return opt
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches,
-            pct_start=self.hparams.warmup_fraction, anneal_strategy="cos")
+        total = max(2, int(self.trainer.estimated_stepping_batches))
+        warmup = min(total - 1, max(1, round(self.hparams.warmup_fraction * total)))
+        sched = torch.optim.lr_scheduler.SequentialLR(opt, [
+            torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup),
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warmup, eta_min=self.hparams.lr * 0.01),
+        ], milestones=[warmup])
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

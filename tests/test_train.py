@@ -1,0 +1,81 @@
+"""Training end to end on the tiny corpus: a smoke run per model, overfitting, seeding, failed runs."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from ser_bench import train
+from ser_bench.data.cache import load_waveforms
+from ser_bench.data.datamodule import SERDataModule
+from ser_bench.data.manifest import EMOTIONS, label_ids
+from ser_bench.data.splits import Split
+from ser_bench.models.module import SERModule
+
+from .conftest import CONF
+
+MODELS = sorted(p.stem for p in CONF.glob("model/*.yaml"))
+
+
+def _runs(cfg):
+    client = MlflowClient(cfg.tracking.uri)
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    return client, client.search_runs([exp.experiment_id])
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_smoke_run_logs_everything(make_cfg, model):
+    cfg = make_cfg(f"model={model}")
+    result = train.run(cfg)
+    m = result["metrics"]
+    for key in ("test/ua", "test/wa", "test/macro_f1"):
+        assert 0.0 <= m[key] <= 1.0
+    client, runs = _runs(cfg)
+    (run,) = runs
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["model"] == model and run.data.tags["split"] == "emobox"
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "val/ua", "gap/acc"):
+        assert [h.step for h in client.get_metric_history(run.info.run_id, key)] == [0, 1]
+    assert run.data.metrics["test/ua"] == pytest.approx(m["test/ua"])
+    assert run.data.params["model.name"] == model
+
+
+def test_overfits_a_handful_of_clips(tiny_manifest, cache_dir):
+    L.seed_everything(0)
+    rows = np.array([i for i, u in enumerate(tiny_manifest) if u.actor in (2, 3)])  # 16 clips, 8 emotions
+    waves = load_waveforms([u.path for u in tiny_manifest], cache_dir)
+    split = Split("overfit", 0, rows, rows, rows)  # deliberately the same clips everywhere
+    dm = SERDataModule(waves, label_ids(tiny_manifest, EMOTIONS), split, batch_size=16)
+    net_cfg = OmegaConf.load(CONF / "model" / "cnn1d.yaml").net
+    module = SERModule(instantiate(net_cfg, num_classes=8), list(EMOTIONS), lr=3e-3, scheduler="none")
+    trainer = L.Trainer(max_epochs=60, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=dm)
+    trainer.test(module, datamodule=dm, verbose=False)
+    assert trainer.callback_metrics["test/wa"] == 1.0
+
+
+
+def test_same_seed_same_test_metrics(make_cfg, tmp_path):
+    first = train.run(make_cfg("seed=3"))["metrics"]
+    second = train.run(make_cfg("seed=3", "tracking.experiment=again", f"paths.output_dir={tmp_path}/out2"))["metrics"]
+    for key in ("test/ua", "test/wa", "test/macro_f1"):
+        assert first[key] == second[key]
+
+
+def test_crash_ends_run_failed_with_error(make_cfg, monkeypatch):
+    cfg = make_cfg()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(L.Trainer, "fit", boom)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train.run(cfg)
+    _, (run,) = _runs(cfg)
+    assert run.info.status == "FAILED"
+    assert "disk on fire" in run.data.tags["error"]
