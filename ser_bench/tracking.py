@@ -129,9 +129,13 @@ def start_run(cfg: DictConfig, split) -> Iterator[mlflow.ActiveRun]:
             mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             mlflow.log_dict(split.describe(), "split.json")
             yield run
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C (Lightning turns it into SystemExit)
+            mlflow.set_tag("error", "interrupted")
+            mlflow.end_run("KILLED")
+            raise
         except BaseException as err:
             mlflow.set_tag("error", f"{type(err).__name__}: {err}"[:5000])
-            raise  # mlflow.start_run's own exit marks the run FAILED (KILLED on Ctrl-C)
+            raise  # mlflow.start_run's own exit marks the run FAILED
 
 
 class EpochLogger(L.Callback):

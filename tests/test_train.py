@@ -79,3 +79,16 @@ def test_crash_ends_run_failed_with_error(make_cfg, monkeypatch):
     _, (run,) = _runs(cfg)
     assert run.info.status == "FAILED"
     assert "disk on fire" in run.data.tags["error"]
+
+
+def test_interrupt_ends_run_killed(make_cfg, monkeypatch):
+    cfg = make_cfg()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(L.Trainer, "fit", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(cfg)
+    _, (run,) = _runs(cfg)
+    assert run.info.status == "KILLED"
