@@ -29,7 +29,7 @@ from ser_bench.errors import UserError
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SR = 16_000
 N_SYLLABLES = 7
 
@@ -49,7 +49,7 @@ CUES = np.array([
 ])
 NEUTRAL = CUES[0]
 # How far one actor's rendering of an emotion may stray from the shared profile, per cue.
-IDIOSYNCRASY = np.array([1.5, 1.2, 0.08, 2.5, 0.08, 0.35, 0.008])
+IDIOSYNCRASY = 1.6 * np.array([1.5, 1.2, 0.08, 2.5, 0.08, 0.35, 0.008])
 # Utterance-to-utterance variation within one actor and emotion.
 UTTERANCE_NOISE = np.array([0.8, 0.6, 0.05, 1.5, 0.04, 0.15, 0.004])
 
