@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -82,8 +83,13 @@ def config_hash(cfg: DictConfig) -> str:
     return hashlib.sha1(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@functools.cache
 def git_commit() -> str:
-    """Commit of the ser_bench checkout, with `-dirty` when it has uncommitted changes."""
+    """Commit of the ser_bench checkout, with `-dirty` when it has uncommitted changes.
+
+    Read once per process: a sweep's later jobs run the code imported at the start, whatever HEAD
+    has moved to since.
+    """
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
