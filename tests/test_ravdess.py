@@ -106,7 +106,11 @@ def test_real_ravdess_copy():
     assert len(manifest) == 1440
     assert sorted({u.actor for u in manifest}) == list(range(1, 25))
     assert {u.emotion for u in manifest} == set(ravdess.EMOTIONS)
-    stereo = REAL_RAVDESS / "Actor_01" / "03-01-02-01-01-02-01.flac"
-    assert sf.info(str(stereo)).channels == 2
-    wave = read_audio(stereo)
-    assert wave.ndim == 1 and 2.5 * 16_000 < len(wave) < 6 * 16_000
+    # The five stereo files of the official release, kept in this copy on purpose.
+    for stem in ("01/03-01-02-01-01-02-01", "01/03-01-08-01-02-02-01", "05/03-01-02-01-02-02-05",
+                 "20/03-01-03-01-02-01-20", "20/03-01-06-01-01-02-20"):
+        actor, name = stem.split("/")
+        stereo = REAL_RAVDESS / f"Actor_{actor}" / f"{name}.flac"
+        assert sf.info(str(stereo)).channels == 2
+        wave = read_audio(stereo)
+        assert wave.ndim == 1 and 2.5 * 16_000 < len(wave) < 6 * 16_000
