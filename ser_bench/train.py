@@ -98,15 +98,21 @@ def run(cfg: DictConfig) -> dict:
         metrics.update({"best/epoch": history[best_idx]["epoch"], "best/val_ua": history[best_idx]["val/ua"],
                         "best/gap_acc": history[best_idx]["gap/acc"], "epochs": len(history),
                         "params": sum(p.numel() for p in net.parameters())})
-        rows = [r for r, _, _ in module.test_predictions]
-        y_true = np.array([lab for _, lab, _ in module.test_predictions])
-        probs = np.array([p for _, _, p in module.test_predictions])
-        y_pred = probs.argmax(1)
-        predictions = [{"utt_id": manifest[r].utt_id, "actor": manifest[r].actor, "true": class_names[t],
-                        "pred": class_names[p], **{f"p_{c}": round(float(q), 5) for c, q in zip(class_names, pr)}}
-                       for r, t, p, pr in zip(rows, y_true, y_pred, probs)]
-        confusion = confusion_matrix(y_true, y_pred, labels=range(len(class_names)))
+        predictions, confusion = test_report(module.test_predictions, manifest, class_names)
         tracking.log_results(metrics, history, history[best_idx]["epoch"], confusion, class_names, predictions,
                              best if cfg.tracking.log_checkpoint else None)
     return {"metrics": metrics, "run_id": mlrun.info.run_id, "split": split.describe(),
             "tracking_uri": cfg.tracking.uri, "experiment": cfg.tracking.experiment}
+
+
+def test_report(test_predictions: list[tuple[int, int, list[float]]], manifest: list[Utterance],
+                class_names: list[str]) -> tuple[list[dict], np.ndarray]:
+    """Per-utterance prediction rows (with class probabilities) and the confusion matrix."""
+    rows = [manifest[r] for r, _, _ in test_predictions]
+    y_true = np.array([label for _, label, _ in test_predictions])
+    probs = np.array([p for _, _, p in test_predictions])
+    y_pred = probs.argmax(1)
+    predictions = [{"utt_id": u.utt_id, "actor": u.actor, "true": class_names[t], "pred": class_names[p],
+                    **{f"p_{c}": round(float(q), 5) for c, q in zip(class_names, pr)}}
+                   for u, t, p, pr in zip(rows, y_true, y_pred, probs)]
+    return predictions, confusion_matrix(y_true, y_pred, labels=range(len(class_names)))
