@@ -15,7 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import confusion_matrix
 
 from ser_bench import tracking
-from ser_bench.data.cache import load_waveforms
+from ser_bench.augment.offline import offline_copies
+from ser_bench.data.audio import SAMPLE_RATE
+from ser_bench.data.cache import cache_key, load_waveforms
 from ser_bench.data.datamodule import SERDataModule
 from ser_bench.data.manifest import EMOTIONS, Utterance, label_ids
 from ser_bench.errors import UserError
@@ -75,9 +77,16 @@ def run(cfg: DictConfig) -> dict:
     if split.leaky:
         log.warning("split=random is utterance-level and LEAKY (the same actors train and test): "
                     "use it only to measure leakage, never as a result")
-    waves = load_waveforms([u.path for u in manifest], cfg.cache_dir)
-    datamodule = SERDataModule(waves, label_ids(manifest, tuple(class_names)), split, **cfg.loader)
+    augmentation = build(cfg.augment, "augment")
+    log.info("%s", augmentation)
+    paths = [u.path for u in manifest]
+    waves = load_waveforms(paths, cfg.cache_dir)
+    copies = (offline_copies(waves, cache_key(paths, SAMPLE_RATE), augmentation, cfg.cache_dir)
+              if augmentation.offline else None)
+    datamodule = SERDataModule(waves, label_ids(manifest, tuple(class_names)), split, **cfg.loader, copies=copies,
+                               online=augmentation if augmentation.online else None, seed=cfg.seed)
     net = build(cfg.model.net, "model.net", num_classes=len(class_names))
+    augmentation.attach(net)
     module = SERModule(net, class_names, **cfg.model.optim)
 
     out = Path(cfg.paths.output_dir)

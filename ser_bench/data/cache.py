@@ -2,7 +2,8 @@
 
 One entry per (files, sample rate): the key hashes every file's path, size and modification
 time, so an edited, added or removed file, or another sample rate, makes a new entry instead of
-serving a stale one. An entry is one concatenated float32 array plus offsets, memory-mapped on load.
+serving a stale one. An entry is one concatenated float32 array plus offsets, memory-mapped on load; augmented
+copies (ser_bench.augment.offline) are stored the same way.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from tqdm import tqdm
 
 from ser_bench.data.audio import SAMPLE_RATE, read_audio
@@ -36,26 +39,44 @@ def cache_key(paths: list[Path], sample_rate: int) -> str:
 def load_waveforms(paths: list[Path], cache_dir: str | Path, sample_rate: int = SAMPLE_RATE) -> list[np.ndarray]:
     """Mono waveforms at `sample_rate`, decoded once per key and memory-mapped afterwards."""
     entry = Path(cache_dir).expanduser() / "audio" / cache_key(paths, sample_rate)
+
+    def decode() -> list[np.ndarray]:
+        return [read_audio(p, sample_rate) for p in tqdm(paths, desc="decoding audio", unit="file", mininterval=1.0)]
+
+    return cached_arrays(entry, decode, {"files": [str(p) for p in paths]})
+
+
+def cached_arrays(entry: Path, make: Callable[[], list[np.ndarray]], info: dict) -> list[np.ndarray]:
+    """The 1-D float32 arrays stored in `entry`, made by `make()` first where the entry is missing.
+
+    Parallel jobs asking for the same entry wait on a file lock, so the work is done once; the entry
+    appears by an atomic rename, so a crash never leaves a half-written one.
+    """
     if not (entry / "offsets.npy").exists():
         entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent))
-        try:
-            waves = [read_audio(p, sample_rate) for p in tqdm(paths, desc="decoding audio", unit="file",
-                                                                mininterval=1.0)]
-            offsets = np.cumsum([0] + [len(w) for w in waves]).astype(np.int64)
-            np.save(tmp / "audio.npy", np.concatenate(waves) if waves else np.zeros(0, np.float32))
-            (tmp / "files.json").write_text(json.dumps([str(p) for p in paths]))
-            np.save(tmp / "offsets.npy", offsets)  # written last: its presence marks a complete entry
-            try:
-                os.rename(tmp, entry)
-            except OSError:
-                if not (entry / "offsets.npy").exists():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        log.info("cached %d decoded files in %s", len(paths), entry)
+        with FileLock(str(entry) + ".lock"):
+            if not (entry / "offsets.npy").exists():
+                _write(entry, make(), info)
+                log.info("cached %s", entry)
     else:
-        log.info("audio cache hit: %s", entry)
+        log.info("cache hit: %s", entry)
     audio = np.load(entry / "audio.npy", mmap_mode="r")
     offsets = np.load(entry / "offsets.npy")
-    return [audio[offsets[i]:offsets[i + 1]] for i in range(len(paths))]
+    return [audio[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def _write(entry: Path, arrays: list[np.ndarray], info: dict) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent))
+    try:
+        offsets = np.cumsum([0] + [len(a) for a in arrays]).astype(np.int64)
+        np.save(tmp / "audio.npy", np.concatenate(arrays).astype(np.float32, copy=False) if arrays
+                else np.zeros(0, np.float32))
+        (tmp / "info.json").write_text(json.dumps(info))
+        np.save(tmp / "offsets.npy", offsets)  # written last: its presence marks a complete entry
+        try:
+            os.rename(tmp, entry)
+        except OSError:
+            if not (entry / "offsets.npy").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,37 +1,75 @@
-"""Lightning data module over cached waveforms: variable lengths padded per batch, lengths kept for masks."""
+"""Lightning data module over cached waveforms: variable lengths padded per batch, lengths kept for masks.
+
+Augmentation reaches training rows only: offline copies are extra training rows, online transforms
+run in the training dataset. Validation and test datasets never hold an augmentation.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ser_bench.data.splits import Split
+
+# (wave, rng) -> wave, e.g. ser_bench.augment.Augmentation; `generator(epoch, row)` gives the rng.
+WaveAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 class ClipDataset(Dataset):
     """(waveform, label, row) triples; clips longer than `max_samples` are cropped.
 
     Training crops at a random offset, evaluation takes the centre, so evaluation is deterministic.
+    With `augment` (training only), an index is an (row index, epoch) pair from `EpochSampler`.
     """
 
     def __init__(self, waves: list[np.ndarray], labels: list[int], rows: np.ndarray,
-                 max_samples: int | None, train: bool):
+                 max_samples: int | None, train: bool, augment: WaveAugment | None = None):
+        if augment is not None and not train:
+            raise ValueError("augmentation applies to training data only")
         self.waves, self.labels, self.rows = waves, labels, rows
-        self.max_samples, self.train = max_samples, train
+        self.max_samples, self.train, self.augment = max_samples, train, augment
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, index):
+        i, epoch = index if isinstance(index, tuple) else (index, None)
         row = int(self.rows[i])
-        wave = self.waves[row]
+        wave = torch.tensor(np.asarray(self.waves[row]), dtype=torch.float32)
+        if self.augment is not None:
+            if epoch is None:
+                raise ValueError("online augmentation needs (index, epoch) pairs from EpochSampler")
+            wave = self.augment(wave, self.augment.generator(epoch, row))
         if self.max_samples and len(wave) > self.max_samples:
             excess = len(wave) - self.max_samples
             start = int(torch.randint(0, excess + 1, ()).item()) if self.train else excess // 2
             wave = wave[start:start + self.max_samples]
-        return torch.tensor(np.asarray(wave), dtype=torch.float32), self.labels[row], row
+        return wave, self.labels[row], row
+
+
+class EpochSampler(Sampler):
+    """Shuffles like RandomSampler, seeded by (seed, epoch), and yields (index, epoch) pairs.
+
+    Lightning calls `set_epoch` before each epoch; the epoch travels with the index, so online
+    augmentation stays reproducible with any number of (persistent) DataLoader workers.
+    """
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        return iter([(int(i), self.epoch) for i in order])
 
 
 def collate(batch):
@@ -45,20 +83,33 @@ def collate(batch):
 
 
 class SERDataModule(L.LightningDataModule):
+    """`copies`: offline augmented copies, `k * len(waves)` arrays (all clips' copy 0, then copy 1, ...);
+    their training rows are `len(waves) * (k + 1) + row`. `online`: a WaveAugment run per training draw.
+    """
+
     def __init__(self, waves: list[np.ndarray], labels: list[int], split: Split, batch_size: int = 32,
-                 max_seconds: float | None = None, sample_rate: int = 16_000, num_workers: int = 0):
+                 max_seconds: float | None = None, sample_rate: int = 16_000, num_workers: int = 0,
+                 copies: list[np.ndarray] | None = None, online: WaveAugment | None = None, seed: int = 0):
         super().__init__()
-        self.waves, self.labels, self.split = waves, labels, split
+        n = len(waves)
+        if copies and len(copies) % n:
+            raise ValueError(f"{len(copies)} offline copies for {n} clips: not a whole number per clip")
+        k = len(copies) // n if copies else 0
+        self.waves = list(waves) + list(copies or [])
+        self.labels = list(labels) * (k + 1)
+        self.split, self.online, self.seed = split, online, seed
+        self.train_rows = np.concatenate([split.train + n * j for j in range(k + 1)])
         self.batch_size, self.num_workers = batch_size, num_workers
         self.max_samples = int(max_seconds * sample_rate) if max_seconds else None
 
     def _loader(self, rows: np.ndarray, train: bool) -> DataLoader:
-        dataset = ClipDataset(self.waves, self.labels, rows, self.max_samples, train)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=train, collate_fn=collate,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        dataset = ClipDataset(self.waves, self.labels, rows, self.max_samples, train, self.online if train else None)
+        sampler = EpochSampler(len(rows), self.seed) if train and self.online is not None else None
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=train and sampler is None, sampler=sampler,
+                          collate_fn=collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.split.train, train=True)
+        return self._loader(self.train_rows, train=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.split.val, train=False)
