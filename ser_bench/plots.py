@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def curves(history: list[dict], best_epoch: int | None = None) -> Figure:
@@ -26,6 +27,32 @@ def curves(history: list[dict], best_epoch: int | None = None) -> Figure:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     ax_acc.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_curves(curves: dict) -> Figure:
+    """A sweep's overfitting picture: one panel per model, one colour per augmentation setting,
+    train (dashed) and validation (solid) accuracy per epoch, averaged over folds and seeds.
+
+    `curves`: {model: {augment: {"runs": n, "train/acc": {epoch: mean}, "val/acc": {epoch: mean}}}}.
+    """
+    models = sorted(curves)
+    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.0), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        for i, (aug, entry) in enumerate(sorted(curves[model].items())):
+            colour = f"C{i % 10}"
+            for key, style in (("train/acc", "--"), ("val/acc", "-")):
+                points = entry.get(key, {})
+                ax.plot(list(points), list(points.values()), style, color=colour, lw=1.6,
+                        label=f"{aug} ({entry['runs']} runs)" if key == "val/acc" else None)
+        ax.set_title(f"{model}: train (dashed) vs validation (solid)")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="augment", title_fontsize=8)
+    axes[0][0].set_ylabel("accuracy (mean over folds)")
     fig.tight_layout()
     return fig
 

@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,13 +18,16 @@ from urllib.parse import urlparse
 import lightning as L
 import mlflow
 import numpy as np
+from filelock import FileLock
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
+
+from ser_bench.errors import UserError
 
 log = logging.getLogger(__name__)
 
 # Config keys that change where things go or how they are shown, never what is computed.
-NON_RESULT_KEYS = ("tracking", "paths", "cache_dir", "hydra")
+NON_RESULT_KEYS = ("tracking", "paths", "cache_dir", "hydra", "resume")
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -33,27 +37,50 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):])
 
 
-def ensure_experiment(uri: str, name: str) -> str:
-    """Experiment id for `name`, creating the store and the experiment where missing.
-
-    A SQLite store keeps its artifacts beside the database (`<db dir>/<experiment id>/...` under
-    the same folder), so `mlruns/` holds everything whatever the working directory.
-    """
+def ensure_store(uri: str) -> None:
+    """Create a SQLite store where missing (under a file lock); check that a server answers."""
     db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri=uri)
+        with FileLock(str(db) + ".lock"):
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    elif urlparse(uri).scheme in ("http", "https"):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
+        except OSError as err:
+            raise UserError(f"no MLflow server answers at {uri} ({err}): start one with "
+                            f"`python -m ser_bench.server`, or use tracking=default") from None
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """Experiment id for `name`, creating the store and the experiment where missing.
+
+    A SQLite store keeps its artifacts beside the database (`<db dir>/artifacts/<experiment>/...`),
+    so `mlruns/` holds everything whatever the working directory. MLflow cannot create a SQLite
+    store from several processes at once (parallel jobs race on its schema migration), so creation
+    happens under a file lock beside the database.
+    """
+    ensure_store(uri)
+    db = sqlite_path(uri)
+    if db is None:
+        return _get_or_create(MlflowClient(tracking_uri=uri), name, None)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    with FileLock(str(db) + ".lock"):
+        return _get_or_create(MlflowClient(tracking_uri=uri), name,
+                              (db.parent.resolve() / "artifacts" / safe).as_uri())
+
+
+def _get_or_create(client: MlflowClient, name: str, location: str | None) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            raise UserError(f"MLflow experiment '{name}' was deleted: restore it (`mlflow experiments restore "
+                            f"--experiment-id {exp.experiment_id}`) or pick another tracking.experiment=NAME")
         return exp.experiment_id
-    location = None
-    if db is not None:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-        location = (db.parent.resolve() / "artifacts" / safe).as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except mlflow.exceptions.MlflowException:
-        exp = client.get_experiment_by_name(name)  # created meanwhile by a parallel job
+        exp = client.get_experiment_by_name(name)  # created meanwhile by another process (server store)
         if exp is None:
             raise
         return exp.experiment_id
@@ -80,6 +107,7 @@ def config_hash(cfg: DictConfig) -> str:
     for key in NON_RESULT_KEYS:
         container.pop(key, None)
     container.get("trainer", {}).pop("enable_progress_bar", None)
+    container.get("data", {}).pop("cache_dir", None)  # where a generated corpus is kept, not what it holds
     return hashlib.sha1(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -123,13 +151,21 @@ def run_name(cfg: DictConfig, split) -> str:
 
 
 @contextmanager
-def start_run(cfg: DictConfig, split) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run with tags, params and the resolved config; a crash ends it FAILED with the error."""
+def start_run(cfg: DictConfig, split, sweep: dict | None = None) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run with tags, params and the resolved config; a crash ends it FAILED with the error.
+
+    `sweep` ({"sweep_id", "parent_run_id"}) tags the run with its sweep and nests it under the
+    sweep's parent run.
+    """
     uri = cfg.tracking.uri
     mlflow.set_tracking_uri(uri)
     experiment_id = ensure_experiment(uri, cfg.tracking.experiment)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(cfg, split),
-                          tags=run_tags(cfg, split)) as run:
+    tags = run_tags(cfg, split)
+    if sweep:
+        tags["sweep_id"] = sweep["sweep_id"]
+    parent = sweep.get("parent_run_id") if sweep and sweep.get("experiment_id") == experiment_id else None
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(cfg, split), tags=tags,
+                          parent_run_id=parent) as run:
         try:
             mlflow.log_params(flatten(cfg))
             mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
@@ -179,6 +215,17 @@ def log_results(metrics: dict[str, float], history: list[dict], best_epoch: int,
         mlflow.log_text(_csv([header] + [[p[h] for h in header] for p in predictions]), "predictions.csv")
     if checkpoint:
         mlflow.log_artifact(checkpoint, "checkpoints")
+
+
+def finished_run(cfg: DictConfig):
+    """The latest FINISHED run of this exact configuration (same config hash) in its experiment, or None."""
+    client = MlflowClient(tracking_uri=cfg.tracking.uri)
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    if exp is None:
+        return None
+    query = f"tags.config_hash = '{config_hash(cfg)}' and attributes.status = 'FINISHED'"
+    runs = client.search_runs([exp.experiment_id], query, max_results=1, order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None
 
 
 def tracking_summary(uri: str) -> str:

@@ -65,8 +65,11 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
 
 
-def run(cfg: DictConfig) -> dict:
-    """Train and evaluate one configuration; returns test metrics and where the run was logged."""
+def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
+    """Train and evaluate one configuration; returns test metrics and where the run was logged.
+
+    `sweep` (from ser_bench.sweep) tags the run with its sweep and nests it under the sweep's parent run.
+    """
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     manifest = build_corpus(cfg)
@@ -95,7 +98,7 @@ def run(cfg: DictConfig) -> dict:
     callbacks = [checkpoint, tracking.EpochLogger()]
     if cfg.early_stopping.patience:
         callbacks.append(EarlyStopping(monitor="val/ua", mode="max", patience=cfg.early_stopping.patience))
-    with tracking.start_run(cfg, split) as mlrun:
+    with tracking.start_run(cfg, split, sweep) as mlrun:
         trainer = L.Trainer(**cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out)
         trainer.fit(module, datamodule=datamodule)
         best = checkpoint.best_model_path

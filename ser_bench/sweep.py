@@ -1,0 +1,131 @@
+"""Sweeps (`python -m ser_bench -m ...`): one parent MLflow run per sweep, jobs nested under it,
+configurations that already FINISHED skipped, a crashing job recorded and the others going on.
+
+Hydra calls `SweepCallback` in the launching process before any job starts and after all have
+ended. It creates the store and experiment once (parallel jobs must not race to create them),
+opens the parent run and writes `sweep.json` into the sweep folder; every job reads that file and
+writes its own `result.json` beside its outputs. Files in the sweep folder are the only channel,
+so the same code works with the basic, joblib and submitit (SLURM) launchers alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE, RESULT_FILE = "sweep.json", "result.json"
+
+
+class SweepCallback(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from mlflow.tracking import MlflowClient
+
+        from ser_bench.tracking import ensure_experiment, git_commit
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        uri = config.tracking.uri
+        experiment_id = ensure_experiment(uri, config.tracking.experiment)
+        sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        overrides = " ".join(config.hydra.overrides.task)
+        parent = MlflowClient(uri).create_run(experiment_id, run_name=f"sweep {sweep_id}", tags={
+            "sweep_id": sweep_id, "kind": "sweep", "sweep.command": f"python -m ser_bench -m {overrides}".strip(),
+            "sweep.dir": str(sweep_dir.resolve()), "git_commit": git_commit()})
+        info = {"sweep_id": sweep_id, "parent_run_id": parent.info.run_id, "experiment_id": experiment_id,
+                "tracking_uri": uri, "overrides": list(config.hydra.overrides.task)}
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=1))
+        print(f"sweep {sweep_id}: parent MLflow run {parent.info.run_id} in '{config.tracking.experiment}', "
+              f"outputs in {sweep_dir}", flush=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        info_file = sweep_dir / SWEEP_FILE
+        if not info_file.exists():
+            return
+        info = json.loads(info_file.read_text())
+        results = [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob(RESULT_FILE))]
+        counts = Counter(r["status"] for r in results)
+        _finish_parent(info, results, counts)
+        print(f"sweep {info['sweep_id']}: {counts['finished']} finished, {counts['skipped']} skipped "
+              f"(already FINISHED), {counts['failed']} failed", flush=True)
+        for r in results:
+            if r["status"] == "failed":
+                print(f"  failed: {r['job']}: {r['error']}", file=sys.stderr)
+        if counts["failed"]:
+            sys.exit(1)  # a SystemExit passes Hydra's callback guard: the sweep's exit status says it failed
+
+
+def _finish_parent(info: dict, results: list[dict], counts: Counter) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from ser_bench import plots
+
+    client = MlflowClient(info["tracking_uri"])
+    parent = info["parent_run_id"]
+    for status in ("finished", "skipped", "failed"):
+        client.set_tag(parent, f"jobs.{status}", str(counts[status]))
+    curves = _fold_mean_curves(client, [r for r in results if r["status"] in ("finished", "skipped")])
+    if curves:
+        fig = plots.sweep_curves(curves)
+        client.log_figure(parent, fig, "overfitting.png", save_kwargs={"bbox_inches": "tight", "dpi": 110})
+        plots.close(fig)
+    client.set_terminated(parent, "FAILED" if counts["failed"] else "FINISHED")
+
+
+def _fold_mean_curves(client, results: list[dict]) -> dict:
+    """{model: {augment: {"train/acc": [...], "val/acc": [...], "runs": n}}}: per-epoch means over the
+    runs (folds, seeds) of each setting; an epoch's mean covers the runs that reached it."""
+    sums: dict = {}
+    for r in results:
+        entry = sums.setdefault(r["model"], {}).setdefault(r["augment"], {"runs": 0})
+        entry["runs"] += 1
+        for key in ("train/acc", "val/acc"):
+            for m in client.get_metric_history(r["run_id"], key):
+                values = entry.setdefault(key, {})
+                values.setdefault(m.step, []).append(m.value)
+    return {model: {aug: {"runs": e["runs"], **{k: {s: sum(v) / len(v) for s, v in sorted(e[k].items())}
+                                                  for k in ("train/acc", "val/acc") if k in e}}
+                    for aug, e in augs.items()} for model, augs in sums.items()}
+
+
+def sweep_info() -> dict | None:
+    """The running sweep's `sweep.json` inside a multirun job; None in a single run."""
+    try:
+        hc = HydraConfig.get()
+    except ValueError:
+        return None
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    info_file = Path(hc.sweep.dir) / SWEEP_FILE
+    if not info_file.exists():
+        log.warning("no %s in %s: this job runs without a sweep id or parent run", SWEEP_FILE, hc.sweep.dir)
+        return {}
+    return json.loads(info_file.read_text())
+
+
+def job_label(sweep: dict | None = None) -> str:
+    """`job N (the overrides that set this job apart)`: those not written verbatim in the sweep command."""
+    hc = HydraConfig.get()
+    common = set((sweep or {}).get("overrides", []))
+    own = [o for o in hc.overrides.task if o not in common]
+    return f"job {hc.job.num} ({' '.join(own) or 'defaults'})"
+
+
+def write_result(cfg: DictConfig, sweep: dict, status: str, **fields) -> None:
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"job": job_label(sweep), "status": status, "model": str(cfg.model.name), "augment": str(cfg.augment.name),
+              **fields}
+    (out / RESULT_FILE).write_text(json.dumps(record, indent=1))
