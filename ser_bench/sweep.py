@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -44,7 +45,7 @@ class SweepCallback(Callback):
             "sweep_id": sweep_id, "kind": "sweep", "sweep.command": f"python -m ser_bench -m {overrides}".strip(),
             "sweep.dir": str(sweep_dir.resolve()), "git_commit": git_commit()})
         info = {"sweep_id": sweep_id, "parent_run_id": parent.info.run_id, "experiment_id": experiment_id,
-                "tracking_uri": uri, "overrides": list(config.hydra.overrides.task)}
+                "tracking_uri": uri, "swept": swept_keys(list(config.hydra.overrides.task))}
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=1))
         print(f"sweep {sweep_id}: parent MLflow run {parent.info.run_id} in '{config.tracking.experiment}', "
               f"outputs in {sweep_dir}", flush=True)
@@ -115,11 +116,17 @@ def sweep_info() -> dict | None:
     return json.loads(info_file.read_text())
 
 
+def swept_keys(overrides: list[str]) -> list[str]:
+    """The keys a sweep command varies (`model=cnn1d,cnn2d`, `split.fold='range(6)'`, ...)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [o.get_key_element() for o in parsed if o.is_sweep_override()]
+
+
 def job_label(sweep: dict | None = None) -> str:
-    """`job N (the overrides that set this job apart)`: those not written verbatim in the sweep command."""
+    """`job N (the swept settings of this job)`."""
     hc = HydraConfig.get()
-    common = set((sweep or {}).get("overrides", []))
-    own = [o for o in hc.overrides.task if o not in common]
+    swept = (sweep or {}).get("swept")
+    own = [o for o in hc.overrides.task if swept is None or o.split("=", 1)[0] in swept]
     return f"job {hc.job.num} ({' '.join(own) or 'defaults'})"
 
 

@@ -1,4 +1,4 @@
-"""The real command line in a subprocess: a single run, a 2-job sweep, and one-line user errors."""
+"""The real command line in a subprocess: a single run and one-line user errors (sweeps: test_sweep.py)."""
 
 from __future__ import annotations
 
@@ -48,16 +48,6 @@ def test_single_run(cache_dir, tmp_path):
     assert lines[0].startswith("utt_id,actor,true,pred,p_neutral")
     assert len(lines) == 1 + 4 * 8  # 4 test actors x 8 clips
     assert {line.split(",")[1] for line in lines[1:]} == {"1", "11", "20", "21"}
-
-
-def test_two_job_sweep(cache_dir, tmp_path):
-    proc = cli("-m", "model=cnn1d,cnn2d", *tiny_overrides(cache_dir, tmp_path), "trainer.max_epochs=1",
-               f"hydra.sweep.dir={tmp_path}/sweep")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    _, runs = _finished_runs(f"sqlite:///{tmp_path}/mlflow.db")
-    assert sorted(r.data.tags["model"] for r in runs) == ["cnn1d", "cnn2d"]
-    assert all(r.info.status == "FINISHED" for r in runs)
-    assert len({r.data.tags["config_hash"] for r in runs}) == 2
 
 
 def _one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:

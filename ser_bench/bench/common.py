@@ -1,0 +1,36 @@
+"""Timing helpers shared by the benchmarks: several rounds, medians with ranges, ratios, peak memory."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ravdess"
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def summary(name: str, seconds: list[float]) -> str:
+    return (f"{name:<28} median {statistics.median(seconds):8.3f} s   "
+            f"min {min(seconds):8.3f}   max {max(seconds):8.3f}   ({len(seconds)} rounds)")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def corpus_paths(root: Path, limit: int | None = None) -> list[Path]:
+    from ser_bench.data.ravdess import scan
+
+    paths = [u.path for u in scan(root)]
+    return paths[:limit] if limit else paths
