@@ -181,3 +181,12 @@ def test_augment_benchmark_starts(tiny_manifest, capsys):
     main(["augment", "--root", str(root), "--rounds", "1", "--limit", "8", "--pitch-clips", "0"])
     out = capsys.readouterr().out
     assert "offline all, cold" in out and "warm / cold" in out
+
+
+def test_every_benchmark_has_a_working_command_line():
+    from ser_bench.bench.__main__ import BENCHMARKS, main
+
+    for name in BENCHMARKS:
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from ser_bench.bench import augment
+from ser_bench.bench import augment, sweep
 
-BENCHMARKS = {"augment": augment}
+BENCHMARKS = {"augment": augment, "sweep": sweep}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ser_bench.bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="name", required=True, metavar="NAME")
     for name, module in BENCHMARKS.items():
-        module.add_arguments(sub.add_parser(name, help=module.__doc__.splitlines()[0], description=module.__doc__))
+        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                                            formatter_class=argparse.RawDescriptionHelpFormatter))
     args = parser.parse_args(argv)
     BENCHMARKS[args.name].run(args)
 

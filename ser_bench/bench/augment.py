@@ -18,6 +18,8 @@ import torch
 
 from ser_bench.bench.common import DEFAULT_ROOT, corpus_paths, peak_rss_mib, summary, timed
 
+HELP = "offline augment=all cold vs warm; pitch shift vs torchaudio"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="RAVDESS folder (default: %(default)s)")
