@@ -1,0 +1,103 @@
+"""The leaderboard as tables and figures: one ranked table per corpus and actor-disjoint protocol,
+the leaky random split apart with its inflation, baselines and published references."""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm import tqdm
+
+from ser_bench.report import figures, render
+from ser_bench.report.collect import Collection, confusion, curves
+from ser_bench.report.render import Table, num, pm
+from ser_bench.report.stats import REFERENCES, Group, baselines, build_groups, leakage, sections
+
+HEADERS = ["rank", "model + augmentation", "folds", "seeds", "test UA", "95% CI", "WA", "macro-F1",
+           "gap (best epoch)", "p vs #1 (t / Wilcoxon)", "min/run", "params"]
+MAX_CURVES = 10
+
+
+def document(client, collection: Collection, uri: str, when: str) -> tuple[str, str, str]:
+    groups = build_groups(collection.records)
+    by_section = sections(groups)
+    histories, matrices = {}, {}
+    runs = [r for g in groups for r in g.records]
+    for r in tqdm(runs, desc="reading runs", unit="run", mininterval=1.0, disable=len(runs) < 20):
+        histories[r.run_id] = curves(client, r.run_id)
+        if (m := confusion(client, r.run_id)) is not None:
+            matrices[r.run_id] = m
+    leaky_pairs = {id(a): b for a, b in leakage(groups)}
+    tables = []
+    for (corpus, split), members in by_section.items():
+        if all(g.leaky for g in members):
+            tables.append(_leaky_table(corpus, split, members, leaky_pairs))
+        else:
+            tables.append(_ranked_table(corpus, split, members, histories, matrices))
+    excluded = ", ".join(f"{n} {why}" for why, n in sorted(collection.excluded.items())) or "none"
+    title = f"Leaderboard: {', '.join(collection.experiments)}"
+    preamble = [
+        f"Generated {when} from {uri}. {len(runs)} finished runs in {len(groups)} settings. "
+        f"Left out of every figure: {excluded}.",
+        "UA = unweighted accuracy (mean per-class recall), WA = accuracy. Each fold's value is the mean over "
+        "its seeds; ± is the sample standard deviation over folds and the 95% CI a t-interval over folds. "
+        "p compares test UA with rank 1 over the folds both have (two-sided paired t-test / Wilcoxon "
+        "signed-rank; with 6 folds the Wilcoxon p cannot go below 0.031). gap = train minus validation "
+        "accuracy at the best-validation epoch. Settings with missing folds are listed as incomplete and "
+        "never ranked; the leaky random split is never ranked with actor-disjoint results.",
+    ]
+    return (render.markdown(title, preamble, tables), render.to_html(title, preamble, tables),
+            render.to_csv(groups))
+
+
+def _row(g: Group, rank: str) -> list[str]:
+    return [rank, g.label, f"{len(g.folds)}/{g.expected_folds}", ",".join(g.seeds), pm(g, "test/ua"),
+            render.ci(g), pm(g, "test/wa"), pm(g, "test/macro_f1"), pm(g, "best/gap_acc"),
+            render.pvalues(g) if g.rank else "–", num(g.minutes, 1), f"{g.params:,}" if g.params else "–"]
+
+
+def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict, matrices: dict) -> Table:
+    rows = [_row(g, str(g.rank) if g.rank else "incomplete") for g in members]
+    mats = [matrices[r.run_id] for g in members for r in g.records if r.run_id in matrices]
+    names = mats[0][0] if mats else None
+    totals = sum(m.sum(axis=1) for _, m in mats) if mats else None
+    # Class totals pooled over every setting count each test set once per setting: shares are unchanged.
+    for name, ua, wa in baselines(totals, len(names) if names else 8):
+        rows.append(["base", name, "–", "–", num(ua), "–", num(wa), "–", "–", "–", "–", "–"])
+    refs = REFERENCES.get((corpus, split), [])
+    for name, ua in refs:
+        rows.append(["ref", f"{name} (published, measured elsewhere)", "6/6", "–", num(ua), "–", "–", "–", "–",
+                     "–", "–", "–"])
+    title = f"{corpus} · {split} (actor-disjoint)"
+    table = Table(title, "Ranked by mean test UA over complete settings.", HEADERS, rows)
+    shown = [g for g in members if not g.leaky]
+    table.figures.append((f"{title}: test UA with 95% intervals (grey: incomplete; green: published)",
+                          render.png(figures.bars(shown, refs, title))))
+    table.figures.append((f"{title}: overfitting curves, mean over folds and seeds",
+                          render.png(figures.curves(shown[:MAX_CURVES], histories, title))))
+    leader = next((g for g in members if g.rank == 1), None)
+    leader_mats = [matrices[r.run_id] for r in leader.records if r.run_id in matrices] if leader else []
+    if leader_mats:
+        total = sum(m for _, m in leader_mats)
+        table.figures.append((f"Confusion matrix of the leader, {leader.label}, summed over its test folds",
+                              render.png(figures.confusion(leader_mats[0][0], total, f"leader: {leader.label}"))))
+    table.figures.append((f"{title}: recall per emotion (confusion matrices summed over each setting's runs)",
+                          render.png(figures.recall(shown, matrices, "recall per emotion"))))
+    return table
+
+
+def _leaky_table(corpus: str, split: str, members: list[Group], pairs: dict) -> Table:
+    headers = ["model + augmentation", "folds", "test UA (leaky)", "WA", "macro-F1",
+               "test UA actor-disjoint", "inflation (UA)"]
+    rows = []
+    for g in members:
+        honest = pairs.get(id(g))
+        ua = g.summary("test/ua")[0]
+        rows.append([g.label, f"{len(g.folds)}/{g.expected_folds}", pm(g, "test/ua"), pm(g, "test/wa"),
+                     pm(g, "test/macro_f1"),
+                     f"{pm(honest, 'test/ua')} ({honest.split}, {len(honest.folds)} folds)" if honest else "–",
+                     f"{ua - honest.summary('test/ua')[0]:+.3f}" if honest else "–"])
+    note = ("LEAKY: utterances are split at random, so the same actors are in train and test. Never ranked; "
+            "shown only to measure how much leakage inflates accuracy (the original study's 80% was such a split).")
+    return Table(f"{corpus} · {split} (LEAKY, not ranked)", note, headers, rows)
+
+
+__all__ = ["document", "np"]

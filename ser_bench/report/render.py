@@ -1,0 +1,110 @@
+"""Tables built once, written three ways: Markdown (printed too), self-contained HTML, CSV."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import math
+from dataclasses import dataclass, field
+
+from ser_bench.report.stats import METRICS, Group
+
+
+@dataclass
+class Table:
+    title: str
+    note: str
+    headers: list[str]
+    rows: list[list[str]]
+    figures: list[tuple[str, bytes]] = field(default_factory=list)  # (caption, PNG)
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def pm(g: Group, metric: str) -> str:
+    mean, std, _, _ = g.summary(metric)
+    return f"{num(mean)} ± {num(std)}" if not math.isnan(std) else num(mean)
+
+
+def ci(g: Group) -> str:
+    _, _, lo, hi = g.summary("test/ua")
+    return f"[{num(lo)}, {num(hi)}]" if not math.isnan(lo) else "–"
+
+
+def pvalues(g: Group) -> str:
+    if g.rank == 1:
+        return "leader"
+    if g.p_ttest is None:
+        return "–"
+    return f"{g.p_ttest:.3f} / {g.p_wilcoxon:.3f}"
+
+
+def markdown(title: str, preamble: list[str], tables: list[Table]) -> str:
+    out = [f"# {title}", "", *preamble, ""]
+    for t in tables:
+        out += [f"## {t.title}", "", t.note, "", "| " + " | ".join(t.headers) + " |",
+                "|" + "---|" * len(t.headers)]
+        out += ["| " + " | ".join(row) + " |" for row in t.rows]
+        out.append("")
+    return "\n".join(out)
+
+
+def to_html(title: str, preamble: list[str], tables: list[Table]) -> str:
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
+    parts += [f"<p>{html.escape(p)}</p>" for p in preamble]
+    for t in tables:
+        parts.append(f"<h2>{html.escape(t.title)}</h2><p class='note'>{html.escape(t.note)}</p>")
+        parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
+                     + "</tr></thead><tbody>")
+        for row in t.rows:
+            kind = "ref" if row and row[0] in ("ref", "base") else "inc" if row and row[0] == "incomplete" else ""
+            parts.append(f"<tr class='{kind}'>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+        parts.append("</tbody></table>")
+        for caption, png in t.figures:
+            data = base64.b64encode(png).decode()
+            parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def to_csv(groups: list[Group]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    stats = [f"{m}_{s}" for m in (*METRICS, "best/gap_acc") for s in ("mean", "std", "ci_low", "ci_high")]
+    writer.writerow(["corpus", "split", "model", "augment", "settings", "complete", "leaky", "rank", "folds", "seeds",
+                     "runs", *stats, "p_ttest_vs_leader", "p_wilcoxon_vs_leader", "minutes_per_run", "params"])
+    for g in groups:
+        values = [num(v, 4) for m in (*METRICS, "best/gap_acc") for v in g.summary(m)]
+        writer.writerow([g.corpus, g.split, g.model, g.augment, " ".join(f"{k}={v}" for k, v in g.settings.items()),
+                         g.complete, g.leaky, g.rank or "", " ".join(map(str, g.folds)), " ".join(g.seeds),
+                         len(g.records), *values, num(g.p_ttest, 4) if g.p_ttest is not None else "",
+                         num(g.p_wilcoxon, 4) if g.p_wilcoxon is not None else "", num(g.minutes, 2),
+                         g.params or ""])
+    return buf.getvalue()
+
+
+def png(fig) -> bytes:
+    from ser_bench.plots import close
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    close(fig)
+    return buf.getvalue()
+
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;color:#222;
+padding:0 1rem}
+h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{padding:.3rem .5rem;border-bottom:1px solid #eee;text-align:left}
+th{background:#f5f6f8}tr.ref td{color:#2a6f3a;font-style:italic}tr.inc td{color:#888}
+.note{color:#555}figure{margin:1.2rem 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{color:#666;font-size:12px}
+"""

@@ -1,0 +1,149 @@
+"""Groups of runs (one setting over folds and seeds), their statistics, ranks and paired tests."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats as st
+
+from ser_bench.report.collect import Record, base_key
+
+METRICS = ("test/ua", "test/wa", "test/macro_f1")
+# Published figures on RAVDESS, 8 classes, EmoBox's 6 actor-disjoint folds (measured elsewhere).
+REFERENCES = {("ravdess", "emobox"): [("EmoBox: frozen wav2vec2-base + head", 0.5433),
+                                      ("EmoBox: frozen WavLM-base + head", 0.6156),
+                                      ("EmoBox: frozen HuBERT-base + head", 0.6543),
+                                      ("EmoBox: frozen Whisper-large-v3 + head", 0.7532)]}
+
+
+@dataclass
+class Group:
+    corpus: str
+    split: str
+    model: str
+    augment: str
+    settings: dict[str, str]
+    records: list[Record]
+    expected_folds: int
+    rank: int | None = None
+    p_ttest: float | None = None
+    p_wilcoxon: float | None = None
+    per_fold: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for metric in (*METRICS, "best/gap_acc"):
+            by_fold: dict[int, list[float]] = {}
+            for r in self.records:
+                if metric in r.metrics:
+                    by_fold.setdefault(r.fold, []).append(r.metrics[metric])
+            self.per_fold[metric] = {f: float(np.mean(v)) for f, v in sorted(by_fold.items())}
+
+    @property
+    def label(self) -> str:
+        extra = " ".join(f"{k}={v}" for k, v in self.settings.items())
+        return f"{self.model} + {self.augment}" + (f" ({extra})" if extra else "")
+
+    @property
+    def folds(self) -> list[int]:
+        return sorted({r.fold for r in self.records})
+
+    @property
+    def seeds(self) -> list[str]:
+        return sorted({r.seed for r in self.records}, key=lambda s: (len(s), s))
+
+    @property
+    def complete(self) -> bool:
+        return self.folds == list(range(self.expected_folds))
+
+    @property
+    def leaky(self) -> bool:
+        return any(r.leaky for r in self.records)
+
+    def summary(self, metric: str) -> tuple[float, float, float, float]:
+        """Mean, std and 95% t-interval over folds (each fold first averaged over its seeds)."""
+        values = np.array(list(self.per_fold[metric].values()))
+        mean = float(values.mean())
+        if len(values) < 2:
+            return mean, math.nan, math.nan, math.nan
+        std = float(values.std(ddof=1))
+        half = float(st.t.ppf(0.975, len(values) - 1)) * std / math.sqrt(len(values))
+        return mean, std, mean - half, mean + half
+
+    @property
+    def minutes(self) -> float:
+        return float(np.mean([r.minutes for r in self.records]))
+
+    @property
+    def params(self) -> int | None:
+        counts = [int(r.metrics["params"]) for r in self.records if "params" in r.metrics]
+        return counts[0] if counts else None
+
+
+def expected_folds(r: Record) -> int:
+    if r.tags["split"] == "loso":
+        return r.n_actors
+    return int(r.params.get("split.n_folds", 6))
+
+
+def build_groups(records: list[Record]) -> list[Group]:
+    cells: dict[tuple, list[Record]] = {}
+    for r in records:
+        cells.setdefault((*base_key(r), tuple(r.settings.items())), []).append(r)
+    return [Group(*key[:4], dict(key[4]), runs, max(expected_folds(r) for r in runs))
+            for key, runs in sorted(cells.items())]
+
+
+def sections(groups: list[Group]) -> dict[tuple[str, str], list[Group]]:
+    """One table per (corpus, split protocol): only groups on the same folds are compared. Within a
+    table, complete groups are ranked by mean test UA; incomplete ones follow, unranked."""
+    out: dict[tuple[str, str], list[Group]] = {}
+    for g in groups:
+        out.setdefault((g.corpus, g.split), []).append(g)
+    for members in out.values():
+        members.sort(key=lambda g: (not g.complete, -g.summary("test/ua")[0]))
+        ranked = [g for g in members if g.complete and not g.leaky]
+        for i, g in enumerate(ranked, 1):
+            g.rank = i
+        if ranked:
+            for g in ranked[1:]:
+                g.p_ttest, g.p_wilcoxon = paired_test(ranked[0], g)
+    return out
+
+
+def paired_test(leader: Group, other: Group, metric: str = "test/ua") -> tuple[float | None, float | None]:
+    """Two-sided paired t-test and Wilcoxon signed-rank test over the folds both groups have."""
+    folds = sorted(set(leader.per_fold[metric]) & set(other.per_fold[metric]))
+    if len(folds) < 2:
+        return None, None
+    a = np.array([leader.per_fold[metric][f] for f in folds])
+    b = np.array([other.per_fold[metric][f] for f in folds])
+    diff = a - b
+    if np.allclose(diff, 0):
+        return 1.0, 1.0
+    with warnings.catch_warnings():  # a near-constant difference is legitimate; scipy only warns about precision
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(st.ttest_rel(a, b).pvalue), float(st.wilcoxon(a, b).pvalue)
+
+
+def leakage(groups: list[Group]) -> list[tuple[Group, Group]]:
+    """(random-split group, actor-disjoint group) pairs of one corpus, model, augmentation and settings;
+    the actor-disjoint side is `emobox` where there is one."""
+    def same(g: Group) -> tuple:
+        return g.corpus, g.model, g.augment, tuple(g.settings.items())
+
+    honest: dict[tuple, Group] = {}
+    for g in sorted((g for g in groups if not g.leaky), key=lambda g: g.split != "emobox"):
+        honest.setdefault(same(g), g)
+    return [(g, honest[same(g)]) for g in groups if g.leaky and same(g) in honest]
+
+
+def baselines(class_totals: np.ndarray | None, n_classes: int) -> list[tuple[str, float, float]]:
+    """(name, UA, WA): chance, and always predicting the class most frequent in the test sets."""
+    rows = [("chance (uniform guess)", 1 / n_classes, 1 / n_classes)]
+    if class_totals is not None and class_totals.sum():
+        rows.append(("majority class (most frequent in the test sets)", 1 / n_classes,
+                     float(class_totals.max() / class_totals.sum())))
+    return rows

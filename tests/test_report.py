@@ -1,0 +1,134 @@
+"""The leaderboard report on a store the test fills through MLflow's client: ranking, honesty rules,
+statistics, the three files, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from scipy import stats
+
+from ser_bench.report.__main__ import main
+from ser_bench.tracking import ensure_experiment
+
+EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+GOOD = [0.62, 0.55, 0.58, 0.60, 0.70, 0.52]
+WEAK = [0.50, 0.46, 0.41, 0.47, 0.63, 0.38]
+
+
+def add_run(client, exp, model, fold, ua, split="emobox", augment="none", status="FINISHED", tags=True, **params):
+    run = client.create_run(exp, run_name=f"{model}-{fold}")
+    rid = run.info.run_id
+    if tags:
+        for k, v in {"corpus": "ravdess", "split": split, "model": model, "augment": augment, "fold": str(fold),
+                     "seed": "0", "leaky": str(split == "random").lower(),
+                     "actors.test": "1 2 3 4", "actors.train": " ".join(map(str, range(5, 25)))}.items():
+            client.set_tag(rid, k, v)
+    for k, v in {"test/ua": ua, "test/wa": ua + 0.01, "test/macro_f1": ua - 0.01, "best/gap_acc": 0.1,
+                 "params": 1000}.items():
+        client.log_metric(rid, k, v)
+    for epoch in range(3):
+        client.log_metric(rid, "train/acc", 0.3 + 0.2 * epoch, step=epoch)
+        client.log_metric(rid, "val/acc", 0.3 + 0.1 * epoch, step=epoch)
+    for k, v in {"split.fold": fold, "model.name": model, **params}.items():
+        client.log_param(rid, k, v)
+    matrix = np.eye(8, dtype=int) * 20 + 2
+    text = ",".join(["true\\pred", *EMOTIONS]) + "\n" + "\n".join(
+        ",".join([name, *map(str, row)]) for name, row in zip(EMOTIONS, matrix)) + "\n"
+    client.log_text(rid, text, "confusion_matrix.csv")
+    if status != "RUNNING":
+        client.set_terminated(rid, status)
+    return rid
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp = ensure_experiment(uri, "study")
+    client = MlflowClient(uri)
+    for fold in range(6):
+        add_run(client, exp, "cnn2d", fold, GOOD[fold])
+        add_run(client, exp, "cnn1d", fold, WEAK[fold])
+    for fold in range(2):
+        add_run(client, exp, "cnn1d", fold, 0.9, augment="all")  # better, but incomplete: never ranked
+        add_run(client, exp, "cnn1d", fold, 0.70, split="random")  # leaky
+    add_run(client, exp, "cnn1d", 2, 0.99, augment="all", status="FAILED")
+    add_run(client, exp, "cnn1d", 3, 0.99, augment="all", status="RUNNING")
+    return uri, client, exp
+
+
+def report(uri, out, *extra):
+    return main(["--tracking-uri", uri, "--experiment", "study", "--out", str(out), *extra])
+
+
+def test_leaderboard_ranks_only_complete_honest_settings(store, tmp_path, capsys):
+    uri, client, exp = store
+    assert report(uri, tmp_path / "rep") == 0
+    md = (tmp_path / "rep" / "leaderboard.md").read_text()
+    assert md.strip() in capsys.readouterr().out  # the Markdown is printed, too
+    lines = md.splitlines()
+    assert next(line for line in lines if line.startswith("| 1 |")).startswith("| 1 | cnn2d + none")
+    assert next(line for line in lines if line.startswith("| 2 |")).startswith("| 2 | cnn1d + none")
+    assert any(line.startswith("| incomplete | cnn1d + all | 2/6") for line in lines)
+    assert "1 FAILED, 1 RUNNING" in md
+    assert "EmoBox: frozen HuBERT-base + head (published, measured elsewhere)" in md
+    assert "| base | chance (uniform guess) | – | – | 0.125 |" in md
+    # The leaky split sits apart, with its inflation over the actor-disjoint result of the same model.
+    leaky = md.split("random (LEAKY, not ranked)")[1]
+    assert f"{0.70 - np.mean(WEAK):+.3f}" in leaky
+
+    rows = {(r["model"], r["augment"], r["split"]): r
+            for r in csv.DictReader(io.StringIO((tmp_path / "rep" / "leaderboard.csv").read_text()))}
+    best = rows[("cnn2d", "none", "emobox")]
+    assert float(best["test/ua_mean"]) == pytest.approx(np.mean(GOOD), abs=1e-4)
+    assert float(best["test/ua_std"]) == pytest.approx(np.std(GOOD, ddof=1), abs=1e-4)
+    lo, hi = stats.t.interval(0.95, 5, loc=np.mean(GOOD), scale=stats.sem(GOOD))
+    assert (float(best["test/ua_ci_low"]), float(best["test/ua_ci_high"])) == pytest.approx((lo, hi), abs=1e-4)
+    second = rows[("cnn1d", "none", "emobox")]
+    assert float(second["p_ttest_vs_leader"]) == pytest.approx(stats.ttest_rel(GOOD, WEAK).pvalue, abs=1e-4)
+    assert float(second["p_wilcoxon_vs_leader"]) == pytest.approx(stats.wilcoxon(GOOD, WEAK).pvalue, abs=1e-4)
+    assert rows[("cnn1d", "all", "emobox")]["rank"] == "" and rows[("cnn1d", "none", "random")]["rank"] == ""
+
+    page = (tmp_path / "rep" / "leaderboard.html").read_text()
+    assert page.count("<img") == 4 and page.count("data:image/png;base64,") == 4
+    (logged,) = [r for r in client.search_runs([exp]) if r.data.tags.get("kind") == "report"]
+    assert {a.path for a in client.list_artifacts(logged.info.run_id)} == {
+        "leaderboard.md", "leaderboard.html", "leaderboard.csv"}
+
+
+def test_a_swept_setting_makes_its_own_rows(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp = ensure_experiment(uri, "study")
+    client = MlflowClient(uri)
+    for fold in range(6):
+        for lr in ("0.001", "0.003"):
+            ua = WEAK[fold] + (0.05 + 0.01 * fold if lr == "0.003" else 0)
+            add_run(client, exp, "cnn1d", fold, ua, **{"model.optim.lr": lr})
+    assert report(uri, tmp_path / "rep", "--no-log") == 0
+    md = (tmp_path / "rep" / "leaderboard.md").read_text()
+    assert "| 1 | cnn1d + none (model.optim.lr=0.003)" in md and "| 2 | cnn1d + none (model.optim.lr=0.001)" in md
+
+
+def _error(capsys, needle):
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0] and "Traceback" not in err, err
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert report(f"sqlite:///{tmp_path}/none.db", out) == 2
+    _error(capsys, "no MLflow store")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp = ensure_experiment(uri, "study")
+    assert main(["--tracking-uri", uri, "--experiment", "nope", "--out", str(out)]) == 2
+    _error(capsys, "no MLflow experiment named 'nope'")
+    assert report(uri, out) == 2
+    _error(capsys, "no runs at all")
+    add_run(MlflowClient(uri), exp, "cnn1d", 0, 0.5, tags=False)
+    assert report(uri, out) == 2
+    _error(capsys, "1 missing tags or metrics")
+    assert not out.exists()
