@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -88,21 +89,21 @@ def base_key(r: Record) -> tuple[str, str, str, str]:
 
 
 def _mark_settings(records: list[Record]) -> None:
-    """A param is a swept setting when it takes two or more values among runs that share corpus, split,
-    model and augmentation (values that only follow the model or the augmentation are not settings)."""
+    """A param is a swept setting of a cell (runs that share corpus, split, model and augmentation) when
+    it takes two or more values there; values that only follow the model or the augmentation are not."""
     cells: dict[tuple, list[Record]] = {}
     for r in records:
         cells.setdefault(base_key(r), []).append(r)
-    swept = set()
     for runs in cells.values():
         keys = {k for r in runs for k in r.params if not k.startswith(NOT_SETTINGS)}
-        swept |= {k for k in keys if len({r.params[k] for r in runs if k in r.params}) > 1}
-    for r in records:
-        r.settings = {k: r.params.get(k, "-") for k in sorted(swept)}
+        swept = sorted(k for k in keys if len({r.params[k] for r in runs if k in r.params}) > 1)
+        for r in runs:
+            r.settings = {k: r.params.get(k, "-") for k in swept}
 
 
 def confusion(client: MlflowClient, run_id: str) -> tuple[list[str], np.ndarray] | None:
     """The run's confusion matrix (rows true, columns predicted) from its confusion_matrix.csv."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar (ours) for all runs
     try:
         text = client.download_artifacts(run_id, "confusion_matrix.csv")
     except Exception:  # noqa: BLE001 - an artifact that cannot be read only leaves a plot out
