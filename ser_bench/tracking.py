@@ -143,7 +143,8 @@ def run_tags(cfg: DictConfig, split) -> dict[str, str]:
         "actors.test": " ".join(map(str, split.test_actors)),
         "git_commit": git_commit(),
         "config_hash": config_hash(cfg),
-    }
+    } | ({"pretrained": str(cfg.model.pretrained) if cfg.model.pretrained else "random-init (no pretraining)"}
+         if "pretrained" in cfg.model else {})
 
 
 def run_name(cfg: DictConfig, split) -> str:

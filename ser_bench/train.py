@@ -63,6 +63,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+    # A frozen encoder stays in eval mode on purpose (ser_bench.models.ssl).
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
 
 def run(cfg: DictConfig, sweep: dict | None = None) -> dict:

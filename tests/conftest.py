@@ -65,3 +65,35 @@ def write_wav(path: Path, actor: int = 1, emotion: int = 1, sample_rate: int = 4
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), data, sample_rate, subtype="PCM_16")
     return wave
+
+
+# Tiny randomly initialised encoders saved as local checkpoints: the real `model.pretrained` loading
+# path runs, and nothing is fetched from the hub.
+TINY_SSL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4), num_conv_pos_embeddings=16,
+                num_conv_pos_embedding_groups=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory) -> dict[str, Path]:
+    import torch
+
+    from ser_bench.models.ssl import _architecture
+
+    out = {}
+    for arch in ("wav2vec2", "hubert", "wavlm"):
+        config_cls, model_cls = _architecture(arch)
+        torch.manual_seed(0)
+        path = tmp_path_factory.mktemp(f"tiny-{arch}")
+        model_cls(config_cls(**TINY_SSL)).save_pretrained(path)
+        out[arch] = path
+    return out
+
+
+def model_overrides(model: str, tiny_pretrained: dict[str, Path]) -> list[str]:
+    """`model=NAME`, plus a tiny local checkpoint for the models that load pretrained weights."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(CONF / "model" / f"{model}.yaml")
+    arch = node.get("net", {}).get("arch") or ("wav2vec2" if "pretrained" in node else None)
+    return [f"model={model}"] + ([f"model.pretrained={tiny_pretrained[arch]}"] if arch else [])

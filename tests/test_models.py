@@ -5,17 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from .conftest import CONF
+from .conftest import CONF, compose_cfg, model_overrides
 
-MODEL_CONFIGS = sorted(CONF.glob("model/*.yaml"))
+MODELS = sorted(p.stem for p in CONF.glob("model/*.yaml"))
 
 
-@pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: p.stem)
-def test_shapes_and_padding_invariance(path):
+def build(model: str, tiny_pretrained):
+    return instantiate(compose_cfg(model_overrides(model, tiny_pretrained)).model.net, num_classes=8).eval()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_shapes_and_padding_invariance(model, tiny_pretrained):
     torch.manual_seed(0)
-    net = instantiate(OmegaConf.load(path).net, num_classes=8).eval()
+    net = build(model, tiny_pretrained)
     lengths = torch.tensor([12_000, 27_000, 40_000])
     wave = torch.randn(3, 40_000) * 0.1
     for i, n in enumerate(lengths):
@@ -28,9 +31,9 @@ def test_shapes_and_padding_invariance(path):
     torch.testing.assert_close(batched.softmax(-1), alone.softmax(-1), atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: p.stem)
-def test_very_short_clip(path):
-    net = instantiate(OmegaConf.load(path).net, num_classes=8).eval()
+@pytest.mark.parametrize("model", MODELS)
+def test_very_short_clip(model, tiny_pretrained):
+    net = build(model, tiny_pretrained)
     with torch.no_grad():
         out = net(torch.randn(2, 1600) * 0.1, torch.tensor([1600, 400]))
     assert out.shape == (2, 8) and torch.isfinite(out).all()

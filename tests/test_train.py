@@ -16,7 +16,7 @@ from ser_bench.data.manifest import EMOTIONS, label_ids
 from ser_bench.data.splits import Split
 from ser_bench.models.module import SERModule
 
-from .conftest import CONF
+from .conftest import CONF, model_overrides
 
 MODELS = sorted(p.stem for p in CONF.glob("model/*.yaml"))
 
@@ -28,8 +28,8 @@ def _runs(cfg):
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_smoke_run_logs_everything(make_cfg, model):
-    cfg = make_cfg(f"model={model}")
+def test_smoke_run_logs_everything(make_cfg, model, tiny_pretrained):
+    cfg = make_cfg(*model_overrides(model, tiny_pretrained))
     result = train.run(cfg)
     m = result["metrics"]
     for key in ("test/ua", "test/wa", "test/macro_f1"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -91,13 +93,22 @@ class SERModule(L.LightningModule):
             metric.reset()
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        """AdamW; a backbone with `param_groups(lr)` (e.g. an encoder at a smaller rate) sets its own groups.
+        The schedule scales every group alike: linear warm-up from 1%, then cosine decay to 1%."""
+        lr = self.hparams.lr
+        groups = (self.net.param_groups(lr) if hasattr(self.net, "param_groups")
+                  else [{"params": [p for p in self.parameters() if p.requires_grad]}])
+        opt = torch.optim.AdamW(groups, lr=lr, weight_decay=self.hparams.weight_decay)
         if self.hparams.scheduler == "none":
             return opt
         total = max(2, int(self.trainer.estimated_stepping_batches))
         warmup = min(total - 1, max(1, round(self.hparams.warmup_fraction * total)))
-        sched = torch.optim.lr_scheduler.SequentialLR(opt, [
-            torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup),
-            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warmup, eta_min=self.hparams.lr * 0.01),
-        ], milestones=[warmup])
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return 0.01 + 0.99 * step / warmup
+            progress = min(1.0, (step - warmup) / (total - warmup))
+            return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,105 @@
+"""wav2vec2-family models on tiny local checkpoints: frozen stays frozen, two learning rates in
+finetune mode, padding invariance on both encoder paths, random init labelled, the offline error."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from mlflow.tracking import MlflowClient
+
+from ser_bench import train
+from ser_bench.models.module import SERModule
+from ser_bench.models.ssl import SSLClassifier, _architecture
+
+from .conftest import TINY_SSL, compose_cfg, model_overrides, tiny_overrides
+from .test_cli import cli
+
+
+def net_for(tiny_pretrained, *overrides):
+    cfg = compose_cfg([*model_overrides("wav2vec2", tiny_pretrained), *overrides])
+    return instantiate(cfg.model.net, num_classes=8)
+
+
+def test_frozen_encoder_does_not_change_in_training(make_cfg, tiny_pretrained, tmp_path):
+    cfg = make_cfg(*model_overrides("wav2vec2", tiny_pretrained), "model.mode=frozen")
+    train.run(cfg)
+    trained = torch.load(tmp_path / "out" / "checkpoints" / "best.ckpt", map_location="cpu")["state_dict"]
+    start = net_for(tiny_pretrained).encoder.state_dict()
+    assert start and all(torch.equal(trained[f"net.encoder.{k}"], v) for k, v in start.items())
+    head = net_for(tiny_pretrained).head.state_dict()
+    assert not all(torch.equal(trained[f"net.head.{k}"], v) for k, v in head.items())  # the head did train
+
+
+def test_learning_rates_per_mode(tiny_pretrained):
+    for mode, expected in (("frozen", ["head"]), ("finetune", ["head", "encoder"]), ("full", ["head", "encoder"])):
+        net = net_for(tiny_pretrained, f"model.mode={mode}", "model.net.encoder_lr_scale=0.1")
+        opt = SERModule(net, ["a"] * 8, lr=1e-3, scheduler="none").configure_optimizers()
+        assert [g["name"] for g in opt.param_groups] == expected
+        assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3, 1e-4][: len(expected)])
+        in_groups = {id(p) for g in opt.param_groups for p in g["params"]}
+        conv = {id(p) for p in net.encoder.feature_extractor.parameters()}
+        assert conv.isdisjoint(in_groups) == (mode != "full")
+        assert all(p.requires_grad for g in opt.param_groups for p in g["params"])
+
+
+def test_frozen_encoder_stays_in_eval_mode(tiny_pretrained):
+    net = net_for(tiny_pretrained, "model.mode=frozen").train()
+    assert net.head.training and not net.encoder.training
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_a_clip_alone_or_padded_in_a_batch(tmp_path, norm):
+    config_cls, model_cls = _architecture("wav2vec2")
+    extra = {"feat_extract_norm": "layer", "do_stable_layer_norm": True} if norm == "layer" else {}
+    torch.manual_seed(0)
+    model_cls(config_cls(**TINY_SSL, **extra)).save_pretrained(tmp_path)
+    net = SSLClassifier(8, pretrained=str(tmp_path), mode="full").eval()
+    assert net.per_clip == (norm == "group")
+    lengths = torch.tensor([3000, 9000, 16000])
+    wave = torch.randn(3, 16000) * 0.1
+    for i, n in enumerate(lengths):
+        wave[i, n:] = 0
+    with torch.no_grad():
+        batched = net(wave, lengths)
+        alone = torch.cat([net(wave[i:i + 1, :n], lengths[i:i + 1]) for i, n in enumerate(lengths)])
+    torch.testing.assert_close(batched, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_random_init_is_labelled(make_cfg):
+    import ser_bench.models.ssl as ssl
+
+    cfg = make_cfg("model=wav2vec2", "model.pretrained=null", "model.mode=frozen")
+    config_cls, _ = _architecture("wav2vec2")
+    original = ssl._architecture
+    ssl._architecture = lambda arch: (lambda: config_cls(**TINY_SSL), original(arch)[1])  # base size is slow here
+    try:
+        result = train.run(cfg)
+    finally:
+        ssl._architecture = original
+    run = MlflowClient(cfg.tracking.uri).get_run(result["run_id"])
+    assert run.data.tags["pretrained"] == "random-init (no pretraining)"
+
+
+def test_missing_weights_offline_is_one_clear_line(cache_dir, tmp_path):
+    env_before = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        proc = cli("model=wav2vec2", "model.pretrained=nobody/no-such-checkpoint", *tiny_overrides(cache_dir, tmp_path),
+                   f"hydra.run.dir={tmp_path}/run")
+    finally:
+        if env_before is None:
+            del os.environ["HF_HUB_OFFLINE"]
+        else:
+            os.environ["HF_HUB_OFFLINE"] = env_before
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    for needle in ("nobody/no-such-checkpoint", "HF_HUB_OFFLINE", "model.pretrained=/path", "model.pretrained=null"):
+        assert needle in line
+
+
+def test_finetuned_encoder_trains_in_train_mode(tiny_pretrained):
+    net = net_for(tiny_pretrained, "model.mode=finetune")
+    assert net.training and net.encoder.training  # from_pretrained alone would leave it in eval mode
