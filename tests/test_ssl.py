@@ -103,3 +103,17 @@ def test_missing_weights_offline_is_one_clear_line(cache_dir, tmp_path):
 def test_finetuned_encoder_trains_in_train_mode(tiny_pretrained):
     net = net_for(tiny_pretrained, "model.mode=finetune")
     assert net.training and net.encoder.training  # from_pretrained alone would leave it in eval mode
+
+
+def test_gpu_settings_are_wired_through(make_cfg, tiny_pretrained):
+    """bf16 autocast, gradient accumulation, gradient checkpointing and crops, on CPU: wiring only."""
+    cfg = make_cfg(*model_overrides("wav2vec2", tiny_pretrained), "model.mode=finetune", "trainer.max_epochs=1",
+                   "trainer.precision=bf16-mixed", "+trainer.accumulate_grad_batches=2",
+                   "model.net.gradient_checkpointing=true", "loader.max_seconds=1.0")
+    net = instantiate(cfg.model.net, num_classes=8)
+    assert net.encoder.is_gradient_checkpointing
+    result = train.run(cfg)
+    run = MlflowClient(cfg.tracking.uri).get_run(result["run_id"])
+    assert run.data.params["trainer.precision"] == "bf16-mixed"
+    assert run.data.params["trainer.accumulate_grad_batches"] == "2"
+    assert 0.0 <= result["metrics"]["test/ua"] <= 1.0

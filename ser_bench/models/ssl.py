@@ -77,6 +77,7 @@ class SSLClassifier(nn.Module):
         self.mode, self.encoder_lr_scale = mode, encoder_lr_scale
         self.encoder = load_encoder(arch, pretrained)
         config = self.encoder.config
+        config.layerdrop = 0.0  # the weighted sum needs every layer's output, every step
         self.per_clip = getattr(config, "feat_extract_norm", "group") == "group"
         self.min_samples = receptive_field(config.conv_kernel, config.conv_stride)
         if gradient_checkpointing:
