@@ -144,7 +144,8 @@ def run_tags(cfg: DictConfig, split) -> dict[str, str]:
         "git_commit": git_commit(),
         "config_hash": config_hash(cfg),
     } | ({"pretrained": str(cfg.model.pretrained) if cfg.model.pretrained else "random-init (no pretraining)"}
-         if "pretrained" in cfg.model else {})
+         if "pretrained" in cfg.model else {}) | ({"init_from": str(cfg.model.init_from)}
+                                                  if cfg.model.get("init_from") else {})
 
 
 def run_name(cfg: DictConfig, split) -> str:

@@ -21,6 +21,7 @@ from ser_bench.data.cache import cache_key, load_waveforms
 from ser_bench.data.datamodule import SERDataModule
 from ser_bench.data.manifest import EMOTIONS, Utterance, label_ids
 from ser_bench.errors import UserError
+from ser_bench.models import init
 from ser_bench.models.module import SERModule
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
     datamodule = SERDataModule(waves, label_ids(manifest, tuple(class_names)), split, **cfg.loader, copies=copies,
                                online=augmentation if augmentation.online else None, seed=cfg.seed)
     net = build(cfg.model.net, "model.net", num_classes=len(class_names))
+    if cfg.model.get("init_from"):
+        init.load_into(net, init.resolve(str(cfg.model.init_from), cfg.tracking.uri))
     augmentation.attach(net)
     module = SERModule(net, class_names, **cfg.model.optim)
 

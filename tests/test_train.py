@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import pytest
+import torch
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
@@ -14,6 +15,8 @@ from ser_bench.data.cache import load_waveforms
 from ser_bench.data.datamodule import SERDataModule
 from ser_bench.data.manifest import EMOTIONS, label_ids
 from ser_bench.data.splits import Split
+from ser_bench.errors import UserError
+from ser_bench.models import init
 from ser_bench.models.module import SERModule
 
 from .conftest import CONF, model_overrides
@@ -92,3 +95,25 @@ def test_interrupt_ends_run_killed(make_cfg, monkeypatch):
         train.run(cfg)
     _, (run,) = _runs(cfg)
     assert run.info.status == "KILLED"
+
+
+def test_init_from_a_run_id_or_a_checkpoint(make_cfg, tmp_path):
+    """Transfer: a model trained on one run starts another; the source is tagged; bad sources are one line."""
+    source = train.run(make_cfg("trainer.max_epochs=1"))
+    ckpt = tmp_path / "out" / "checkpoints" / "best.ckpt"
+    trained = torch.load(ckpt, map_location="cpu")["state_dict"]
+    for init_from in (source["run_id"], str(ckpt)):
+        net = instantiate(make_cfg().model.net, num_classes=8)
+        report = init.load_into(net, init.resolve(init_from, make_cfg().tracking.uri))
+        assert not report["fresh"]
+        assert all(torch.equal(v, trained[f"net.{k}"]) for k, v in net.state_dict().items())
+    cfg = make_cfg("trainer.max_epochs=1", f"model.init_from={source['run_id']}")
+    result = train.run(cfg)
+    run = MlflowClient(cfg.tracking.uri).get_run(result["run_id"])
+    assert run.data.tags["init_from"] == source["run_id"]
+    # Another label set: the head keeps fresh weights, everything else is copied.
+    other = instantiate(make_cfg().model.net, num_classes=4)
+    report = init.load_into(other, ckpt)
+    assert report["fresh"] == ["head.1.bias", "head.1.weight"]
+    with pytest.raises(UserError, match="neither a checkpoint file nor an MLflow run id"):
+        train.run(make_cfg("model.init_from=/no/such.ckpt"))
