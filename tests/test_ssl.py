@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import os
 
+import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 
 from ser_bench import train
+from ser_bench.data.cache import load_waveforms
+from ser_bench.data.datamodule import SERDataModule
+from ser_bench.data.manifest import EMOTIONS, label_ids
+from ser_bench.data.splits import emobox
 from ser_bench.models.module import SERModule
 from ser_bench.models.ssl import SSLClassifier, _architecture
 
@@ -23,14 +28,25 @@ def net_for(tiny_pretrained, *overrides):
     return instantiate(cfg.model.net, num_classes=8)
 
 
-def test_frozen_encoder_does_not_change_in_training(make_cfg, tiny_pretrained, tmp_path):
-    cfg = make_cfg(*model_overrides("wav2vec2", tiny_pretrained), "model.mode=frozen")
-    train.run(cfg)
-    trained = torch.load(tmp_path / "out" / "checkpoints" / "best.ckpt", map_location="cpu")["state_dict"]
-    start = net_for(tiny_pretrained).encoder.state_dict()
-    assert start and all(torch.equal(trained[f"net.encoder.{k}"], v) for k, v in start.items())
-    head = net_for(tiny_pretrained).head.state_dict()
-    assert not all(torch.equal(trained[f"net.head.{k}"], v) for k, v in head.items())  # the head did train
+def test_frozen_encoder_does_not_change_in_training(tiny_manifest, cache_dir, tiny_pretrained):
+    net = net_for(tiny_pretrained, "model.mode=frozen")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    waves = load_waveforms([u.path for u in tiny_manifest], cache_dir)
+    split = emobox(tiny_manifest, fold=0)
+    dm = SERDataModule(waves, label_ids(tiny_manifest, EMOTIONS), split, batch_size=16, max_seconds=1.0)
+    L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, num_sanity_val_steps=0).fit(SERModule(net, list(EMOTIONS), lr=1e-2), dm)
+    after = net.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items() if k.startswith("encoder."))
+    assert not all(torch.equal(after[k], v) for k, v in before.items() if k.startswith("head."))
+
+
+def test_frozen_checkpoints_leave_the_encoder_out(make_cfg, tiny_pretrained, tmp_path):
+    result = train.run(make_cfg(*model_overrides("wav2vec2", tiny_pretrained), "model.mode=frozen"))
+    saved = torch.load(tmp_path / "out" / "checkpoints" / "best.ckpt", map_location="cpu")["state_dict"]
+    assert saved and not any(k.startswith("net.encoder.") and "weight" in k for k in saved)
+    assert {"net.layer_weights", "net.head.0.weight"} <= set(saved)
+    assert 0.0 <= result["metrics"]["test/ua"] <= 1.0  # the test pass loaded that checkpoint
 
 
 def test_learning_rates_per_mode(tiny_pretrained):

@@ -26,6 +26,8 @@ class SERModule(L.LightningModule):
             raise ValueError(f"scheduler must be 'cosine' (linear warm-up, cosine decay) or 'none', not {scheduler!r}")
         self.save_hyperparameters(ignore=["net"])
         self.net = net
+        # Checkpoints omit frozen parameters, which the model in memory already holds.
+        self.strict_loading = all(p.requires_grad for p in net.parameters())
         n = len(class_names)
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.train_acc = MulticlassAccuracy(n, average="micro")
@@ -39,6 +41,13 @@ class SERModule(L.LightningModule):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.net(wave, lengths)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Frozen parameters (a pretrained encoder) never change, so checkpoints leave them out: a frozen
+        wav2vec2-base run keeps ~1 MB instead of ~380 MB. Loading is then non-strict (see __init__)."""
+        frozen = {f"{name}" for name, p in self.named_parameters() if not p.requires_grad}
+        if frozen:
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
 
     def training_step(self, batch, batch_idx):
         logits = self(batch["wave"], batch["lengths"])
