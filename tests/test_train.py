@@ -107,7 +107,7 @@ def test_init_from_a_run_id_or_a_checkpoint(make_cfg, tmp_path):
         report = init.load_into(net, init.resolve(init_from, make_cfg().tracking.uri))
         assert not report["fresh"]
         assert all(torch.equal(v, trained[f"net.{k}"]) for k, v in net.state_dict().items())
-    cfg = make_cfg("trainer.max_epochs=1", f"model.init_from={source['run_id']}")
+    cfg = make_cfg("trainer.max_epochs=1", f"model.init_from={source['run_id']}", f"paths.output_dir={tmp_path}/out2")
     result = train.run(cfg)
     run = MlflowClient(cfg.tracking.uri).get_run(result["run_id"])
     assert run.data.tags["init_from"] == source["run_id"]
