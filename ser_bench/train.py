@@ -15,13 +15,14 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import confusion_matrix
 
 from ser_bench import tracking
-from ser_bench.augment.offline import offline_copies
+from ser_bench.augment.offline import offline_copies, offline_key
 from ser_bench.data.audio import SAMPLE_RATE
 from ser_bench.data.cache import cache_key, load_waveforms
 from ser_bench.data.datamodule import SERDataModule
 from ser_bench.data.manifest import EMOTIONS, Utterance, label_ids
 from ser_bench.errors import UserError
 from ser_bench.models import init
+from ser_bench.models.features import cached_layer_features
 from ser_bench.models.module import SERModule
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,25 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
     log.info("%s", augmentation)
     paths = [u.path for u in manifest]
     waves = load_waveforms(paths, cfg.cache_dir)
-    copies = (offline_copies(waves, cache_key(paths, SAMPLE_RATE), augmentation, cfg.cache_dir)
-              if augmentation.offline else None)
+    clips_key = cache_key(paths, SAMPLE_RATE)
+    copies = None
+    if augmentation.offline:
+        copies = offline_copies(waves, clips_key, augmentation, cfg.cache_dir)
+        clips_key += "+" + offline_key(clips_key, augmentation)
     datamodule = SERDataModule(waves, label_ids(manifest, tuple(class_names)), split, **cfg.loader, copies=copies,
                                online=augmentation if augmentation.online else None, seed=cfg.seed)
     net = build(cfg.model.net, "model.net", num_classes=len(class_names))
     if cfg.model.get("init_from"):
         init.load_into(net, init.resolve(str(cfg.model.init_from), cfg.tracking.uri))
     augmentation.attach(net)
+    if cfg.model.get("cache_features") and getattr(net, "mode", None) == "frozen":
+        if net.weights_id() is None or augmentation.online:
+            log.info("frozen features not cached (%s)", "random weights" if net.weights_id() is None
+                     else "online augmentation changes the clips every epoch")
+        else:
+            datamodule.use_features(cached_layer_features(net, datamodule.waves, clips_key, datamodule.max_samples,
+                                                          cfg.cache_dir))
+            net.precomputed = True
     module = SERModule(net, class_names, **cfg.model.optim)
 
     out = Path(cfg.paths.output_dir)

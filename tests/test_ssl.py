@@ -133,3 +133,14 @@ def test_gpu_settings_are_wired_through(make_cfg, tiny_pretrained):
     assert run.data.params["trainer.precision"] == "bf16-mixed"
     assert run.data.params["trainer.accumulate_grad_batches"] == "2"
     assert 0.0 <= result["metrics"]["test/ua"] <= 1.0
+
+
+def test_frozen_features_are_computed_once_and_change_nothing(make_cfg, tiny_pretrained, tmp_path, monkeypatch):
+    base = [*model_overrides("wav2vec2", tiny_pretrained), "model.mode=frozen", "trainer.max_epochs=2"]
+    uncached = train.run(make_cfg(*base, "model.cache_features=false", f"paths.output_dir={tmp_path}/a"))
+    cached = train.run(make_cfg(*base, f"paths.output_dir={tmp_path}/b"))  # computes the table
+    for key in ("test/ua", "test/wa", "best/val_ua"):
+        assert cached["metrics"][key] == pytest.approx(uncached["metrics"][key], abs=1e-6)
+    monkeypatch.setattr(SSLClassifier, "layer_features", lambda *a: pytest.fail("the encoder ran again"))
+    other_fold = train.run(make_cfg(*base, "split.fold=1", f"paths.output_dir={tmp_path}/c"))
+    assert 0.0 <= other_fold["metrics"]["test/ua"] <= 1.0

@@ -102,6 +102,12 @@ class SERDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.max_samples = int(max_seconds * sample_rate) if max_seconds else None
 
+    def use_features(self, table: list[np.ndarray]) -> None:
+        """Serve precomputed per-clip feature vectors (one per row, as `waves` was) instead of audio."""
+        if len(table) != len(self.waves):
+            raise ValueError(f"{len(table)} feature rows for {len(self.waves)} clips")
+        self.waves, self.max_samples = table, None
+
     def _loader(self, rows: np.ndarray, train: bool) -> DataLoader:
         dataset = ClipDataset(self.waves, self.labels, rows, self.max_samples, train, self.online if train else None)
         sampler = EpochSampler(len(rows), self.seed) if train and self.online is not None else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -68,13 +69,16 @@ def receptive_field(kernels, strides) -> int:
 
 
 class SSLClassifier(nn.Module):
+    # Set by ser_bench.models.features: inputs are then cached pooled layer features [B, layers * hidden].
+    precomputed = False
+
     def __init__(self, num_classes: int, arch: str = "wav2vec2", pretrained: str | None = None,
                  mode: str = "frozen", head_hidden: int = 256, dropout: float = 0.2, encoder_lr_scale: float = 0.05,
                  gradient_checkpointing: bool = False):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        self.mode, self.encoder_lr_scale = mode, encoder_lr_scale
+        self.mode, self.encoder_lr_scale, self.pretrained = mode, encoder_lr_scale, pretrained
         self.encoder = load_encoder(arch, pretrained)
         config = self.encoder.config
         config.layerdrop = 0.0  # the weighted sum needs every layer's output, every step
@@ -129,7 +133,20 @@ class SSLClassifier(nn.Module):
         return self.head((layer_features * weights[None, :, None]).sum(1))
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.precomputed:
+            return self.classify(wave.view(len(wave), len(self.layer_weights), -1))
         return self.classify(self.layer_features(wave, lengths))
+
+    def weights_id(self) -> str | None:
+        """What identifies the encoder's weights for the feature cache; None for random weights."""
+        if self.pretrained is None:
+            return None
+        folder = Path(str(self.pretrained)).expanduser()
+        if folder.is_dir():
+            files = sorted(p for p in folder.iterdir() if p.is_file())
+            stamps = (f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+            return f"{folder.resolve()}|" + "|".join(stamps)
+        return f"{self.pretrained}@{getattr(self.encoder.config, '_commit_hash', None) or 'unknown revision'}"
 
     def param_groups(self, lr: float) -> list[dict]:
         """The head and layer weights at `lr`, trainable encoder parameters at `lr * encoder_lr_scale`."""
