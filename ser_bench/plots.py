@@ -31,6 +31,15 @@ def curves(history: list[dict], best_epoch: int | None = None) -> Figure:
     return fig
 
 
+def epoch_means(histories: list[dict[int, float]]) -> dict[int, float]:
+    """Per-epoch mean over runs' {epoch: value} histories; an epoch's mean covers the runs that reached it."""
+    per_epoch: dict[int, list[float]] = {}
+    for history in histories:
+        for epoch, value in history.items():
+            per_epoch.setdefault(epoch, []).append(value)
+    return {epoch: float(np.mean(values)) for epoch, values in sorted(per_epoch.items())}
+
+
 def sweep_curves(curves: dict) -> Figure:
     """A sweep's overfitting picture: one panel per model, one colour per augmentation setting,
     train (dashed) and validation (solid) accuracy per epoch, averaged over folds and seeds.

@@ -86,19 +86,17 @@ def _finish_parent(info: dict, results: list[dict], counts: Counter) -> None:
 
 
 def _fold_mean_curves(client, results: list[dict]) -> dict:
-    """{model: {augment: {"train/acc": [...], "val/acc": [...], "runs": n}}}: per-epoch means over the
-    runs (folds, seeds) of each setting; an epoch's mean covers the runs that reached it."""
-    sums: dict = {}
+    """{model: {augment: {"train/acc": {epoch: mean}, "val/acc": {epoch: mean}, "runs": n}}}: per-epoch
+    means over the runs (folds, seeds) of each setting; an epoch's mean covers the runs that reached it."""
+    from ser_bench.plots import epoch_means
+    from ser_bench.report.collect import curves
+
+    histories: dict = {}
     for r in results:
-        entry = sums.setdefault(r["model"], {}).setdefault(r["augment"], {"runs": 0})
-        entry["runs"] += 1
-        for key in ("train/acc", "val/acc"):
-            for m in client.get_metric_history(r["run_id"], key):
-                values = entry.setdefault(key, {})
-                values.setdefault(m.step, []).append(m.value)
-    return {model: {aug: {"runs": e["runs"], **{k: {s: sum(v) / len(v) for s, v in sorted(e[k].items())}
-                                                  for k in ("train/acc", "val/acc") if k in e}}
-                    for aug, e in augs.items()} for model, augs in sums.items()}
+        histories.setdefault(r["model"], {}).setdefault(r["augment"], []).append(curves(client, r["run_id"]))
+    return {model: {aug: {"runs": len(runs), **{key: epoch_means([h[key] for h in runs])
+                                                 for key in ("train/acc", "val/acc")}}
+                    for aug, runs in augs.items()} for model, augs in histories.items()}
 
 
 def sweep_info() -> dict | None:

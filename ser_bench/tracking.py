@@ -60,12 +60,13 @@ def ensure_experiment(uri: str, name: str) -> str:
     store from several processes at once (parallel jobs race on its schema migration), so creation
     happens under a file lock beside the database.
     """
-    ensure_store(uri)
     db = sqlite_path(uri)
     if db is None:
+        ensure_store(uri)
         return _get_or_create(MlflowClient(tracking_uri=uri), name, None)
+    db.parent.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    with FileLock(str(db) + ".lock"):
+    with FileLock(str(db) + ".lock"):  # the first client call creates the store
         return _get_or_create(MlflowClient(tracking_uri=uri), name,
                               (db.parent.resolve() / "artifacts" / safe).as_uri())
 

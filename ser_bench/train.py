@@ -100,8 +100,9 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
         init.load_into(net, init.resolve(str(cfg.model.init_from), cfg.tracking.uri))
     augmentation.attach(net)
     if cfg.model.get("cache_features") and getattr(net, "mode", None) == "frozen":
-        if net.weights_id() is None or augmentation.online:
-            log.info("frozen features not cached (%s)", "random weights" if net.weights_id() is None
+        random_weights = net.weights_id() is None
+        if random_weights or augmentation.online:
+            log.info("frozen features not cached (%s)", "random weights" if random_weights
                      else "online augmentation changes the clips every epoch")
         else:
             datamodule.use_features(cached_layer_features(net, datamodule.waves, clips_key, datamodule.max_samples,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ser_bench.plots import Figure, plt
+from ser_bench.plots import Figure, epoch_means, plt
 from ser_bench.report.stats import Group
 
 
@@ -40,13 +40,9 @@ def curves(groups: list[Group], histories: dict[str, dict[str, dict[int, float]]
     fig, ax = plt.subplots(figsize=(8.5, 4.2))
     for i, g in enumerate(groups):
         for key, style in (("train/acc", "--"), ("val/acc", "-")):
-            per_epoch: dict[int, list[float]] = {}
-            for r in g.records:
-                for step, value in histories.get(r.run_id, {}).get(key, {}).items():
-                    per_epoch.setdefault(step, []).append(value)
-            if per_epoch:
-                steps = sorted(per_epoch)
-                ax.plot(steps, [np.mean(per_epoch[s]) for s in steps], style, color=f"C{i % 10}", lw=1.5,
+            means = epoch_means([histories.get(r.run_id, {}).get(key, {}) for r in g.records])
+            if means:
+                ax.plot(list(means), list(means.values()), style, color=f"C{i % 10}", lw=1.5,
                         label=g.label if key == "val/acc" else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (mean over runs)")
