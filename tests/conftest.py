@@ -97,3 +97,17 @@ def model_overrides(model: str, tiny_pretrained: dict[str, Path]) -> list[str]:
     node = OmegaConf.load(CONF / "model" / f"{model}.yaml")
     arch = node.get("net", {}).get("arch") or ("wav2vec2" if "pretrained" in node else None)
     return [f"model={model}"] + ([f"model.pretrained={tiny_pretrained[arch]}"] if arch else [])
+
+
+def alone_and_batched(net, lengths: list[int]):
+    """A model's outputs for clips of `lengths` padded together in one batch, and for each clip alone."""
+    import torch
+
+    lengths = torch.tensor(lengths)
+    wave = torch.randn(len(lengths), int(lengths.max())) * 0.1
+    for i, n in enumerate(lengths):
+        wave[i, n:] = 0
+    with torch.no_grad():
+        batched = net(wave, lengths)
+        alone = torch.cat([net(wave[i:i + 1, :n], lengths[i:i + 1]) for i, n in enumerate(lengths)])
+    return batched, alone

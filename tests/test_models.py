@@ -6,7 +6,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from .conftest import CONF, compose_cfg, model_overrides
+from .conftest import CONF, alone_and_batched, compose_cfg, model_overrides
 
 MODELS = sorted(p.stem for p in CONF.glob("model/*.yaml"))
 
@@ -18,14 +18,7 @@ def build(model: str, tiny_pretrained):
 @pytest.mark.parametrize("model", MODELS)
 def test_shapes_and_padding_invariance(model, tiny_pretrained):
     torch.manual_seed(0)
-    net = build(model, tiny_pretrained)
-    lengths = torch.tensor([12_000, 27_000, 40_000])
-    wave = torch.randn(3, 40_000) * 0.1
-    for i, n in enumerate(lengths):
-        wave[i, n:] = 0
-    with torch.no_grad():
-        batched = net(wave, lengths)
-        alone = torch.cat([net(wave[i:i + 1, :n], lengths[i:i + 1]) for i, n in enumerate(lengths)])
+    batched, alone = alone_and_batched(build(model, tiny_pretrained), [12_000, 27_000, 40_000])
     assert batched.shape == (3, 8)
     assert torch.isfinite(batched).all()
     torch.testing.assert_close(batched.softmax(-1), alone.softmax(-1), atol=1e-3, rtol=0)

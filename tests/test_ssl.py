@@ -19,7 +19,7 @@ from ser_bench.data.splits import emobox
 from ser_bench.models.module import SERModule
 from ser_bench.models.ssl import SSLClassifier, _architecture
 
-from .conftest import TINY_SSL, compose_cfg, model_overrides, tiny_overrides
+from .conftest import TINY_SSL, alone_and_batched, compose_cfg, model_overrides, tiny_overrides
 from .test_cli import cli
 
 
@@ -74,13 +74,7 @@ def test_a_clip_alone_or_padded_in_a_batch(tmp_path, norm):
     model_cls(config_cls(**TINY_SSL, **extra)).save_pretrained(tmp_path)
     net = SSLClassifier(8, pretrained=str(tmp_path), mode="full").eval()
     assert net.per_clip == (norm == "group")
-    lengths = torch.tensor([3000, 9000, 16000])
-    wave = torch.randn(3, 16000) * 0.1
-    for i, n in enumerate(lengths):
-        wave[i, n:] = 0
-    with torch.no_grad():
-        batched = net(wave, lengths)
-        alone = torch.cat([net(wave[i:i + 1, :n], lengths[i:i + 1]) for i, n in enumerate(lengths)])
+    batched, alone = alone_and_batched(net, [3000, 9000, 16000])
     torch.testing.assert_close(batched, alone, atol=1e-4, rtol=1e-4)
 
 
