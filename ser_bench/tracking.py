@@ -109,6 +109,8 @@ def config_hash(cfg: DictConfig) -> str:
         container.pop(key, None)
     container.get("trainer", {}).pop("enable_progress_bar", None)
     container.get("data", {}).pop("cache_dir", None)  # where a generated corpus is kept, not what it holds
+    if container.get("labels") == "native":  # the default: runs logged before label sets existed keep their hash
+        container.pop("labels")
     return hashlib.sha1(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -130,23 +132,34 @@ def git_commit() -> str:
         return "unknown"
 
 
-def run_tags(cfg: DictConfig, split) -> dict[str, str]:
-    return {
+def run_tags(cfg: DictConfig, split, dropped: dict[str, int] | None = None) -> dict[str, str]:
+    tags = {
         "model": str(cfg.model.name),
         "augment": str(cfg.augment.name),
         "split": split.protocol,
         "fold": str(split.fold),
         "seed": str(cfg.seed),
-        "corpus": str(cfg.data.corpus),
+        "corpus": split.corpus,
+        "corpus.train": " ".join(split.train_corpora),
+        "corpus.test": " ".join(split.test_corpora),
+        "labels": str(cfg.labels),
+        "folds.total": str(split.n_folds),
         "leaky": str(split.leaky).lower(),
         "actors.train": " ".join(map(str, split.train_actors)),
         "actors.val": " ".join(map(str, split.val_actors)),
         "actors.test": " ".join(map(str, split.test_actors)),
         "git_commit": git_commit(),
         "config_hash": config_hash(cfg),
-    } | ({"pretrained": str(cfg.model.pretrained) if cfg.model.pretrained else "random-init (no pretraining)"}
-         if "pretrained" in cfg.model else {}) | ({"init_from": str(cfg.model.init_from)}
-                                                  if cfg.model.get("init_from") else {})
+    }
+    if dropped:
+        tags["labels.dropped"] = " ".join(f"{k}={n}" for k, n in sorted(dropped.items()))
+    if split.note:
+        tags["split.note"] = split.note
+    if "pretrained" in cfg.model:
+        tags["pretrained"] = str(cfg.model.pretrained) if cfg.model.pretrained else "random-init (no pretraining)"
+    if cfg.model.get("init_from"):
+        tags["init_from"] = str(cfg.model.init_from)
+    return tags
 
 
 def run_name(cfg: DictConfig, split) -> str:
@@ -154,7 +167,8 @@ def run_name(cfg: DictConfig, split) -> str:
 
 
 @contextmanager
-def start_run(cfg: DictConfig, split, sweep: dict | None = None) -> Iterator[mlflow.ActiveRun]:
+def start_run(cfg: DictConfig, split, sweep: dict | None = None,
+              dropped: dict[str, int] | None = None) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run with tags, params and the resolved config; a crash ends it FAILED with the error.
 
     `sweep` ({"sweep_id", "parent_run_id"}) tags the run with its sweep and nests it under the
@@ -163,7 +177,7 @@ def start_run(cfg: DictConfig, split, sweep: dict | None = None) -> Iterator[mlf
     uri = cfg.tracking.uri
     mlflow.set_tracking_uri(uri)
     experiment_id = ensure_experiment(uri, cfg.tracking.experiment)
-    tags = run_tags(cfg, split)
+    tags = run_tags(cfg, split, dropped)
     if sweep:
         tags["sweep_id"] = sweep["sweep_id"]
     parent = sweep.get("parent_run_id") if sweep and sweep.get("experiment_id") == experiment_id else None

@@ -16,10 +16,11 @@ from sklearn.metrics import confusion_matrix
 
 from ser_bench import tracking
 from ser_bench.augment.offline import offline_copies, offline_key
+from ser_bench.data import labels
 from ser_bench.data.audio import SAMPLE_RATE
 from ser_bench.data.cache import cache_key, load_waveforms
 from ser_bench.data.datamodule import SERDataModule
-from ser_bench.data.manifest import EMOTIONS, Utterance, label_ids
+from ser_bench.data.manifest import Utterance, label_ids
 from ser_bench.errors import UserError
 from ser_bench.models import init
 from ser_bench.models.features import cached_layer_features
@@ -41,10 +42,44 @@ def build(node: DictConfig, what: str, **kwargs):
         raise
 
 
-def build_corpus(cfg: DictConfig) -> list[Utterance]:
-    if OmegaConf.is_missing(cfg.data, "root"):
-        raise UserError(f"data={cfg.data.corpus} needs data.root=PATH (the folder that holds the corpus)")
-    return build(cfg.data, "data")
+def build_corpus(node: DictConfig, key: str = "data") -> list[Utterance]:
+    """The manifest of `data` (or `eval_data`); a missing path is one line naming the setting."""
+    for name, part in [(key, node), *((f"{key}.parts.{k}", v) for k, v in node.get("parts", {}).items())]:
+        for field in ("metadata", "root"):
+            if field in part.keys() and OmegaConf.is_missing(part, field):
+                raise UserError(f"{name}={part.get('corpus') or part._target_.rsplit('.', 1)[-1]} needs "
+                                f"{name}.{field}=PATH (the folder that holds the "
+                                f"{'corpus' if field == 'root' else 'EmoBox metadata'})")
+    return build(node, key)
+
+
+def corpus_and_labels(cfg: DictConfig) -> tuple[list[Utterance], list[str], dict[str, int]]:
+    """Training corpora (plus the test corpus of a cross-corpus run), mapped to the label set.
+
+    Returns the manifest, the class names and the clips dropped per corpus:emotion.
+    """
+    manifest = build_corpus(cfg.data)
+    cross = cfg.split._target_.endswith(".cross")
+    if cfg.get("eval_data") is not None and not cross:
+        raise UserError("eval_data is for cross-corpus runs: add split=cross (or drop eval_data)")
+    if cross:
+        if cfg.get("eval_data") is None:
+            raise UserError("split=cross needs the corpus to test on: eval_data=NAME eval_data.root=PATH")
+        test = build_corpus(cfg.eval_data, "eval_data")
+        test_corpora = {u.corpus for u in test}
+        if test_corpora & {u.corpus for u in manifest}:
+            raise UserError(f"split=cross tests on {', '.join(sorted(test_corpora))}, which is also a training corpus; "
+                            f"to test within one corpus use split=emobox or loso")
+        manifest = manifest + test
+    manifest, class_names, dropped = labels.apply(manifest, str(cfg.labels))
+    if cross and cfg.labels == "native":
+        train_set = set(labels.native_classes([u for u in manifest if u.corpus not in test_corpora]))
+        test_set = set(labels.native_classes([u for u in manifest if u.corpus in test_corpora]))
+        if train_set != test_set:
+            raise UserError(f"labels=native: the corpora's emotions differ (training only: "
+                            f"{', '.join(sorted(train_set - test_set)) or '-'}; test only: "
+                            f"{', '.join(sorted(test_set - train_set)) or '-'}); use labels=ekman7 or labels=four")
+    return manifest, class_names, dict(dropped)
 
 
 class _DropTips(logging.Filter):
@@ -76,9 +111,9 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
     """
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    manifest = build_corpus(cfg)
-    class_names = list(EMOTIONS)
+    manifest, class_names, dropped = corpus_and_labels(cfg)
     split = build(cfg.split, "split")(manifest)
+    split.name_corpora(manifest)
     log.info("split %s fold %d: train actors %s, val actors %s, test actors %s", split.protocol, split.fold,
              split.train_actors, split.val_actors, split.test_actors)
     if split.leaky:
@@ -116,7 +151,7 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
     callbacks = [checkpoint, tracking.EpochLogger()]
     if cfg.early_stopping.patience:
         callbacks.append(EarlyStopping(monitor="val/ua", mode="max", patience=cfg.early_stopping.patience))
-    with tracking.start_run(cfg, split, sweep) as mlrun:
+    with tracking.start_run(cfg, split, sweep, dropped) as mlrun:
         trainer = L.Trainer(**cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out)
         trainer.fit(module, datamodule=datamodule)
         best = checkpoint.best_model_path

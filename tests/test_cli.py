@@ -71,6 +71,13 @@ def test_user_errors_are_one_line(cache_dir, tmp_path):
     (["data=ravdess"], "needs data.root=PATH"),
     (["split.fold=9"], "folds 0-5"),
     (["model.net.frontend.norm=cepstral"], "bad model.net settings"),
+    (["eval_data=synthetic"], "add split=cross"),
+    (["split=cross"], "needs the corpus to test on"),
+    (["split=cross", "eval_data=synthetic"], "also a training corpus"),
+    (["split=cross", "eval_data=tess"], "needs eval_data.root=PATH"),
+    (["labels=ekman6"], "not a label set"),
+    (["split=manifest"], "use it with data=manifest"),
+    (["data=manifest", "data.root=/tmp"], "needs data.metadata=PATH"),
 ])
 def test_user_errors_in_process(make_cfg, overrides, needle):
     """The same UserError path the CLI prints, without paying a subprocess start-up per case."""

@@ -19,13 +19,15 @@ GOOD = [0.62, 0.55, 0.58, 0.60, 0.70, 0.52]
 WEAK = [0.50, 0.46, 0.41, 0.47, 0.63, 0.38]
 
 
-def add_run(client, exp, model, fold, ua, split="emobox", augment="none", status="FINISHED", tags=True, **params):
+def add_run(client, exp, model, fold, ua, split="emobox", augment="none", status="FINISHED", tags=True,
+            extra_tags=None, **params):
     run = client.create_run(exp, run_name=f"{model}-{fold}")
     rid = run.info.run_id
     if tags:
         for k, v in {"corpus": "ravdess", "split": split, "model": model, "augment": augment, "fold": str(fold),
                      "seed": "0", "leaky": str(split == "random").lower(),
-                     "actors.test": "1 2 3 4", "actors.train": " ".join(map(str, range(5, 25)))}.items():
+                     "actors.test": "1 2 3 4", "actors.train": " ".join(map(str, range(5, 25))),
+                     **(extra_tags or {})}.items():
             client.set_tag(rid, k, v)
     for k, v in {"test/ua": ua, "test/wa": ua + 0.01, "test/macro_f1": ua - 0.01, "best/gap_acc": 0.1,
                  "params": 1000}.items():
@@ -110,6 +112,26 @@ def test_a_swept_setting_makes_its_own_rows(tmp_path):
     assert report(uri, tmp_path / "rep", "--no-log") == 0
     md = (tmp_path / "rep" / "leaderboard.md").read_text()
     assert "| 1 | cnn1d + none (model.optim.lr=0.003)" in md and "| 2 | cnn1d + none (model.optim.lr=0.001)" in md
+
+
+def test_cross_corpus_runs_get_their_own_table_per_label_set(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp = ensure_experiment(uri, "study")
+    client = MlflowClient(uri)
+    cross = {"corpus": "synthetic→ravdess", "corpus.train": "synthetic", "corpus.test": "ravdess",
+             "folds.total": "1"}
+    add_run(client, exp, "cnn1d", 0, 0.31, split="cross", extra_tags={**cross, "labels": "ekman7"})
+    add_run(client, exp, "cnn2d", 0, 0.35, split="cross", extra_tags={**cross, "labels": "ekman7"})
+    add_run(client, exp, "cnn1d", 0, 0.40, split="cross", extra_tags={**cross, "labels": "four"})
+    for fold in range(6):
+        add_run(client, exp, "cnn1d", fold, WEAK[fold])
+    assert report(uri, tmp_path / "rep", "--no-log") == 0
+    md = (tmp_path / "rep" / "leaderboard.md").read_text()
+    ekman = md.split("## synthetic→ravdess [labels=ekman7] · cross")[1].split("\n## ")[0]
+    assert "| 1 | cnn2d + none | 1/1 |" in ekman and "| 2 | cnn1d + none | 1/1 |" in ekman  # one fold: complete
+    four = md.split("## synthetic→ravdess [labels=four] · cross")[1].split("\n## ")[0]
+    assert "| 1 | cnn1d + none | 1/1 |" in four and "cnn2d" not in four
+    assert "## ravdess · emobox" in md
 
 
 def _error(capsys, needle):

@@ -117,3 +117,24 @@ def test_init_from_a_run_id_or_a_checkpoint(make_cfg, tmp_path):
     assert report["fresh"] == ["head.1.bias", "head.1.weight"]
     with pytest.raises(UserError, match="neither a checkpoint file nor an MLflow run id"):
         train.run(make_cfg("model.init_from=/no/such.ckpt"))
+
+
+def test_cross_corpus_run_tags_both_corpora_and_counts_dropped_clips(make_cfg):
+    """Train on one synthetic corpus, test on every speaker of another (another seed, another name)."""
+    cfg = make_cfg("split=cross", "eval_data=synthetic", "eval_data.corpus=synthetic_b", "eval_data.seed=1",
+                   *(f"eval_data.{o.split('.', 1)[1]}" for o in ("data.intensities=[1]", "data.statements=1",
+                                                                  "data.repetitions=1")), "labels=four")
+    result = train.run(cfg)
+    assert result["split"]["test_corpora"] == ["synthetic_b"] and result["split"]["train_corpora"] == ["synthetic"]
+    assert len(result["split"]["test_actors"]) == 24
+    _, (run,) = _runs(cfg)
+    tags = run.data.tags
+    assert tags["corpus"] == "synthetic→synthetic_b" and tags["split"] == "cross" and tags["labels"] == "four"
+    assert tags["folds.total"] == "1"
+    # Both corpora lose their fearful, disgust and surprised clips (24 each: 24 actors, one clip per emotion).
+    assert tags["labels.dropped"] == " ".join(f"{c}:{e}=24" for c in ("synthetic", "synthetic_b")
+                                              for e in ("disgust", "fearful", "surprised"))
+    assert run.data.metrics["test/ua"] == pytest.approx(result["metrics"]["test/ua"])
+    client = MlflowClient(cfg.tracking.uri)  # 4 classes, calm folded into neutral
+    header = open(client.download_artifacts(run.info.run_id, "confusion_matrix.csv")).readline().strip()
+    assert header == "true\\pred,neutral,happy,sad,angry"

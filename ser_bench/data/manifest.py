@@ -16,8 +16,8 @@ class Utterance:
     path: Path
     utt_id: str
     corpus: str
-    actor: int
-    gender: str  # "male" | "female"
+    actor: int | str  # the corpus's own speaker id (RAVDESS 12, TESS "OAF")
+    gender: str  # "male" | "female" | "unknown"
     emotion: str
     intensity: int = 1
     statement: int = 1
@@ -29,10 +29,30 @@ class Utterance:
         return row
 
 
-def actors_of(manifest: list[Utterance]) -> dict[int, str]:
+    @property
+    def speaker(self) -> str:
+        """The speaker across corpora: `corpus:actor` (actor ids repeat between corpora)."""
+        return f"{self.corpus}:{self.actor}"
+
+
+def actors_of(manifest: list[Utterance]) -> dict:
     """Actor id -> gender, sorted by actor id."""
-    return dict(sorted({u.actor: u.gender for u in manifest}.items()))
+    return dict(sorted({u.actor: u.gender for u in manifest}.items(), key=lambda kv: str(kv[0]).zfill(8)))
 
 
 def label_ids(manifest: list[Utterance], class_names: tuple[str, ...]) -> list[int]:
     return [class_names.index(u.emotion) for u in manifest]
+
+
+def concat(parts: dict[str, list[Utterance]], corpus: str = "mix") -> list[Utterance]:
+    """Several corpora as one manifest (`data=mix`); each utterance keeps its own corpus name."""
+    from ser_bench.errors import UserError
+
+    if not parts:
+        raise UserError("data=mix has no parts: add corpora with "
+                        "+data@data.parts.NAME=CORPUS data.parts.NAME.root=PATH")
+    out = [u for part in parts.values() for u in part]
+    ids = [f"{u.corpus}/{u.utt_id}" for u in out]
+    if len(set(ids)) != len(ids):
+        raise UserError("data=mix holds the same corpus twice; list each corpus once")
+    return out

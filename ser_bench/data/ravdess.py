@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ser_bench.data import files
 from ser_bench.data.manifest import EMOTIONS, Utterance
 from ser_bench.errors import UserError
 
-log = logging.getLogger(__name__)
-
-AUDIO_SUFFIXES = (".wav", ".flac")
 MODALITIES = {1: "full-AV", 2: "video-only", 3: "audio-only"}
 CHANNELS = {1: "speech", 2: "song"}
 _NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
@@ -75,31 +72,14 @@ def parse_name(path: Path | str) -> RavdessName:
 
 def scan(root: str | Path, corpus: str = "ravdess") -> list[Utterance]:
     """Manifest of every audio file under `root` (Actor_NN folders), sorted by actor and name."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise UserError(f"data.root={root} is not a folder; point it at the folder that holds Actor_01 ... Actor_24")
-    files = sorted(
-        p for p in root.rglob("*")
-        if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file() and not p.name.startswith(".")
-    )
-    if not files:
-        raise UserError(f"data.root={root} holds no .wav or .flac files; expected Actor_NN/MM-VV-EE-II-SS-RR-AA.wav")
-    manifest = []
-    for path in files:
-        name = parse_name(path)
-        folder = re.fullmatch(r"Actor_(\d+)", path.parent.name)
-        if folder and int(folder.group(1)) != name.actor:
-            raise UserError(f"file {path} names actor {name.actor:02d} but lies in folder {path.parent.name}")
-        manifest.append(Utterance(
-            path=path, utt_id=path.stem, corpus=corpus, actor=name.actor, gender=name.gender,
-            emotion=name.emotion_name, intensity=name.intensity, statement=name.statement,
-            repetition=name.repetition,
-        ))
-    ids = [u.utt_id for u in manifest]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
-        raise UserError(f"data.root={root} holds the same utterance twice (e.g. {dup}); keep one copy (.wav or .flac)")
-    manifest.sort(key=lambda u: (u.actor, u.utt_id))
-    log.info("%s: %d utterances from %d actors under %s", corpus, len(manifest),
-             len({u.actor for u in manifest}), root)
-    return manifest
+    return files.scan(root, corpus, "Actor_01 ... Actor_24 holding MM-VV-EE-II-SS-RR-AA.wav", _utterance)
+
+
+def _utterance(path: Path, corpus: str) -> Utterance:
+    name = parse_name(path)
+    folder = re.fullmatch(r"Actor_(\d+)", path.parent.name)
+    if folder and int(folder.group(1)) != name.actor:
+        raise UserError(f"file {path} names actor {name.actor:02d} but lies in folder {path.parent.name}")
+    return Utterance(path=path, utt_id=path.stem, corpus=corpus, actor=name.actor, gender=name.gender,
+                     emotion=name.emotion_name, intensity=name.intensity, statement=name.statement,
+                     repetition=name.repetition)

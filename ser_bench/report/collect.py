@@ -85,7 +85,10 @@ def collect(client: MlflowClient, experiments: list[str]) -> Collection:
 
 
 def base_key(r: Record) -> tuple[str, str, str, str]:
-    return r.tags["corpus"], r.tags["split"], r.tags["model"], r.tags["augment"]
+    """(corpus, split, model, augmentation); the corpus names its label set unless it is the native one."""
+    labels = r.tags.get("labels", "native")
+    corpus = r.tags["corpus"] + ("" if labels == "native" else f" [labels={labels}]")
+    return corpus, r.tags["split"], r.tags["model"], r.tags["augment"]
 
 
 def _mark_settings(records: list[Record]) -> None:

@@ -60,7 +60,8 @@ def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict
     names = mats[0][0] if mats else None
     totals = sum(m.sum(axis=1) for _, m in mats) if mats else None
     # Class totals pooled over every setting count each test set once per setting: shares are unchanged.
-    for name, ua, wa in baselines(totals, len(names) if names else 8):
+    n_classes = len(names) if names else 8
+    for name, ua, wa in baselines(totals, n_classes):
         rows.append(["base", name, "–", "–", num(ua), "–", num(wa), "–", "–", "–", "–", "–"])
     refs = REFERENCES.get((corpus, split), [])
     for name, ua in refs:
@@ -70,7 +71,7 @@ def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict
     table = Table(title, "Ranked by mean test UA over complete settings.", HEADERS, rows)
     shown = [g for g in members if not g.leaky]
     table.figures.append((f"{title}: test UA with 95% intervals (grey: incomplete; green: published)",
-                          render.png(figures.bars(shown, refs, title))))
+                          render.png(figures.bars(shown, refs, title, n_classes))))
     table.figures.append((f"{title}: overfitting curves, mean over folds and seeds",
                           render.png(figures.curves(shown[:MAX_CURVES], histories, title))))
     leader = next((g for g in members if g.rank == 1), None)

@@ -9,7 +9,7 @@ from ser_bench.plots import Figure, epoch_means, plt
 from ser_bench.report.stats import Group
 
 
-def bars(groups: list[Group], references: list[tuple[str, float]], title: str) -> Figure:
+def bars(groups: list[Group], references: list[tuple[str, float]], title: str, n_classes: int = 8) -> Figure:
     fig, ax = plt.subplots(figsize=(8.5, 0.45 * (len(groups) + len(references)) + 1.4))
     labels, means, errs, colours = [], [], [], []
     for g in groups:
@@ -26,7 +26,7 @@ def bars(groups: list[Group], references: list[tuple[str, float]], title: str) -
     y = np.arange(len(labels))[::-1]
     ax.barh(y, means, xerr=np.array(errs).T if errs else None, color=colours, capsize=3)
     ax.set_yticks(y, labels, fontsize=8)
-    ax.axvline(0.125, color="grey", ls=":", lw=1, label="chance (1/8)")
+    ax.axvline(1 / n_classes, color="grey", ls=":", lw=1, label=f"chance (1/{n_classes})")
     ax.set_xlim(0, 1)
     ax.set_xlabel("test UA (mean over folds, 95% interval)")
     ax.set_title(title)

@@ -83,6 +83,8 @@ class Group:
 
 
 def expected_folds(r: Record) -> int:
+    if "folds.total" in r.tags:  # logged since runs know their protocol's fold count
+        return int(r.tags["folds.total"])
     if r.tags["split"] == "loso":
         return r.n_actors
     return int(r.params.get("split.n_folds", 6))

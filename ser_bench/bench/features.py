@@ -1,0 +1,125 @@
+"""`python -m ser_bench.bench features`: decode + resample to 16 kHz + log-mel for every clip.
+
+Other side: the original study's way, `librosa.load(path, sr=16000)` then
+`librosa.feature.melspectrogram` (same FFT size, window, hop and mel bands) and `power_to_db`, per
+file. Needs the `bench` extra (librosa).
+
+Input: the official release's format, 48 kHz 16-bit WAV. The shared corpus is a 16 kHz FLAC copy,
+so the benchmark first writes 48 kHz WAV copies of `--limit` clips (untimed; `--wav48 DIR` reuses
+them). ser_bench cold: the decoded-audio cache is empty (decode, resample, write the memory-mapped
+cache), then log-mel in batches. Warm: the cache hit, then the same log-mel. Rounds alternate sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ser_bench.bench.common import DEFAULT_ROOT, corpus_paths, peak_rss_mib, summary, timed
+
+HELP = "decode + resample + log-mel: ser_bench (cold, warm) vs librosa"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="RAVDESS folder (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N clips (default: all)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per side (default: %(default)s)")
+    parser.add_argument("--wav48", type=Path, default=None,
+                        help="folder for the 48 kHz WAV copies (kept; default: a temporary folder)")
+    parser.add_argument("--batch-size", type=int, default=32, help="clips per log-mel call (default: %(default)s)")
+
+
+def write_48k(paths: list[Path], folder: Path) -> list[Path]:
+    """48 kHz PCM-16 WAV copies, as the official release ships them (made once, untimed)."""
+    import soundfile as sf
+    import torchaudio.functional as AF
+
+    from ser_bench.data.audio import read_audio
+
+    out = []
+    for path in paths:
+        target = folder / path.parent.name / f"{path.stem}.wav"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            wave = AF.resample(torch.from_numpy(read_audio(path)), 16_000, 48_000).numpy()
+            sf.write(str(target), np.clip(wave, -1, 1), 48_000, subtype="PCM_16")
+        out.append(target)
+    return out
+
+
+def logmel_all(frontend, waves: list[np.ndarray], batch_size: int) -> list[torch.Tensor]:
+    """Log-mel of every clip, padded per batch of similar lengths, as training batches them."""
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(waves), batch_size):
+            chunk = waves[start:start + batch_size]
+            lengths = torch.tensor([len(w) for w in chunk])
+            batch = torch.zeros(len(chunk), int(lengths.max()))
+            for i, w in enumerate(chunk):
+                batch[i, : len(w)] = torch.from_numpy(np.asarray(w))
+            feats, _ = frontend(batch, lengths)
+            out.append(feats)
+    return out
+
+
+def librosa_all(paths: list[Path], n_fft: int, win_length: int, hop: int, n_mels: int, f_min: float) -> list:
+    import librosa
+
+    out = []
+    for path in paths:
+        y, sr = librosa.load(str(path), sr=16_000)
+        mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, win_length=win_length, hop_length=hop,
+                                             n_mels=n_mels, fmin=f_min)
+        out.append(librosa.power_to_db(mel))
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    try:
+        import librosa  # noqa: F401 - checked before any timing
+    except ImportError:
+        raise SystemExit("bench features needs librosa: pip install -e '.[bench]'") from None
+    from ser_bench.data.cache import load_waveforms
+    from ser_bench.models.frontends import LogMel
+
+    work = Path(tempfile.mkdtemp(prefix="ser_bench_features_"))
+    try:
+        paths = write_48k(corpus_paths(args.root, args.limit), args.wav48 or work / "wav48")
+        frontend = LogMel()
+        mel = frontend.mel
+        settings = dict(n_fft=mel.n_fft, win_length=mel.win_length, hop=mel.hop_length, n_mels=frontend.n_mels,
+                        f_min=mel.f_min)
+        print(f"{len(paths)} clips, 48 kHz 16-bit WAV; log-mel {settings}; torch threads {torch.get_num_threads()}")
+        cache = work / "cache"
+
+        def cold() -> None:
+            shutil.rmtree(cache, ignore_errors=True)
+            logmel_all(frontend, load_waveforms(paths, cache), args.batch_size)
+
+        def warm() -> None:
+            logmel_all(frontend, load_waveforms(paths, cache), args.batch_size)
+
+        librosa_all(paths[:2], **settings)  # warm-up: librosa's first call compiles (numba)
+        cold()
+        ours_cold, ours_warm, theirs = [], [], []
+        for _ in range(args.rounds):
+            ours_cold.append(timed(cold))
+            ours_warm.append(timed(warm))
+            theirs.append(timed(lambda: librosa_all(paths, **settings)))
+        decode_only = statistics.median(timed(lambda: load_waveforms(paths, cache)) for _ in range(args.rounds))
+        print(summary("librosa load + melspectrogram", theirs))
+        print(summary("ser_bench, cold cache", ours_cold))
+        print(summary("ser_bench, warm cache", ours_warm))
+        lib = statistics.median(theirs)
+        print(f"librosa / ser_bench: cold {lib / statistics.median(ours_cold):.1f}x, "
+              f"warm {lib / statistics.median(ours_warm):.0f}x")
+        print(f"of the warm time, reading the cache is {decode_only:.3f} s (median); the rest is the log-mel")
+        print(f"peak RSS {peak_rss_mib():.0f} MiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,50 @@
+"""What every corpus adapter shares: finding the audio under a root, and the checks on the result."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from ser_bench.data.manifest import Utterance
+from ser_bench.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Audio is decoded by content (soundfile), whatever the suffix says; these only pick the files.
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+def audio_files(root: str | Path, corpus: str, layout: str) -> list[Path]:
+    """Every .wav / .flac file under `root`, sorted; `layout` describes what was expected, for errors."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"data.root={root} is not a folder; point it at the {corpus} folder ({layout})")
+    files = sorted(p for p in root.rglob("*")
+                   if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise UserError(f"data.root={root} holds no .wav or .flac files; expected {layout}")
+    return files
+
+
+def scan(root: str | Path, corpus: str, layout: str, parse: Callable[[Path, str], Utterance]) -> list[Utterance]:
+    """Manifest of a corpus: `parse(path, corpus)` reads one file's name (a UserError naming it if it cannot)."""
+    manifest = [parse(path, corpus) for path in audio_files(root, corpus, layout)]
+    return checked(manifest, f"data.root={Path(root).expanduser()}", corpus)
+
+
+def checked(manifest: list[Utterance], where: str, corpus: str) -> list[Utterance]:
+    """One utterance per id, sorted by speaker and id, and a log line saying what was found."""
+    ids = [u.utt_id for u in manifest]
+    if len(set(ids)) != len(ids):
+        seen, dup = set(), []
+        for i in ids:
+            if i in seen:
+                dup.append(i)
+            seen.add(i)
+        raise UserError(f"{where} holds the same utterance twice (e.g. {sorted(set(dup))[:3]}); keep one copy "
+                        f"(.wav or .flac)")
+    manifest.sort(key=lambda u: (str(u.actor).zfill(8), u.utt_id))
+    log.info("%s: %d utterances from %d speakers (%s)", corpus, len(manifest), len({u.actor for u in manifest}),
+             where)
+    return manifest
