@@ -114,6 +114,19 @@ def test_a_swept_setting_makes_its_own_rows(tmp_path):
     assert "| 1 | cnn1d + none (model.optim.lr=0.003)" in md and "| 2 | cnn1d + none (model.optim.lr=0.001)" in md
 
 
+def test_an_option_older_runs_lack_still_splits_rows(tmp_path):
+    """Runs logged before `model.init_from` existed ran from scratch: they are not pooled with transfer runs."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp = ensure_experiment(uri, "study")
+    client = MlflowClient(uri)
+    for fold in range(6):
+        add_run(client, exp, "cnn1d", fold, WEAK[fold])  # no init_from param at all
+        add_run(client, exp, "cnn1d", fold, GOOD[fold], **{"model.init_from": "abc"})
+    assert report(uri, tmp_path / "rep", "--no-log") == 0
+    md = (tmp_path / "rep" / "leaderboard.md").read_text()
+    assert "| 1 | cnn1d + none (model.init_from=abc)" in md and "| 2 | cnn1d + none (model.init_from=None)" in md
+
+
 def test_cross_corpus_runs_get_their_own_table_per_label_set(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     exp = ensure_experiment(uri, "study")

@@ -99,9 +99,17 @@ def _mark_settings(records: list[Record]) -> None:
         cells.setdefault(base_key(r), []).append(r)
     for runs in cells.values():
         keys = {k for r in runs for k in r.params if not k.startswith(NOT_SETTINGS)}
-        swept = sorted(k for k in keys if len({r.params[k] for r in runs if k in r.params}) > 1)
+        swept = sorted(k for k in keys if len({_param(r, k) for r in runs if _param(r, k) is not None}) > 1)
         for r in runs:
-            r.settings = {k: r.params.get(k, "-") for k in swept}
+            r.settings = {k: _param(r, k) or "-" for k in swept}
+
+
+# Options added after runs were logged: a run without the param ran with this value.
+DEFAULT_WHEN_ABSENT = {"model.init_from": "None", "labels": "native"}
+
+
+def _param(r: Record, key: str) -> str | None:
+    return r.params.get(key, DEFAULT_WHEN_ABSENT.get(key))
 
 
 def confusion(client: MlflowClient, run_id: str) -> tuple[list[str], np.ndarray] | None:
