@@ -62,7 +62,7 @@ def logmel_all(frontend, waves: list[np.ndarray], batch_size: int) -> list[torch
             lengths = torch.tensor([len(w) for w in chunk])
             batch = torch.zeros(len(chunk), int(lengths.max()))
             for i, w in enumerate(chunk):
-                batch[i, : len(w)] = torch.from_numpy(np.asarray(w))
+                batch[i, : len(w)] = torch.tensor(np.asarray(w))  # the cache is read-only (memory-mapped)
             feats, _ = frontend(batch, lengths)
             out.append(feats)
     return out
