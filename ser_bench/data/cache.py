@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from ser_bench.data.audio import SAMPLE_RATE, read_audio
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+DECODE_THREADS = min(4, os.cpu_count() or 1)
 
 
 def cache_key(paths: list[Path], sample_rate: int) -> str:
@@ -41,7 +43,10 @@ def load_waveforms(paths: list[Path], cache_dir: str | Path, sample_rate: int = 
     entry = Path(cache_dir).expanduser() / "audio" / cache_key(paths, sample_rate)
 
     def decode() -> list[np.ndarray]:
-        return [read_audio(p, sample_rate) for p in tqdm(paths, desc="decoding audio", unit="file", mininterval=1.0)]
+        # Decoding (libsndfile) and resampling (torch) release the GIL: threads use every core.
+        with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
+            return list(tqdm(pool.map(lambda p: read_audio(p, sample_rate), paths), total=len(paths),
+                             desc="decoding audio", unit="file", mininterval=1.0))
 
     return cached_arrays(entry, decode, {"files": [str(p) for p in paths]})
 
