@@ -56,11 +56,9 @@ def sweep_job(cfg: DictConfig, sweep: dict) -> float | None:
 def print_result(cfg: DictConfig, result: dict) -> None:
     m, s = result["metrics"], result["split"]
     leaky = f"  [LEAKY {s['protocol']} split: not a speaker-independent result]" if s["leaky"] else ""
-    train, test = "+".join(s["train_corpora"]), "+".join(s["test_corpora"])
-    corpus = train if train == test else f"{train}→{test}"
     speakers = s["test_actors"] if len(s["test_actors"]) <= 8 else [f"{len(s['test_actors'])} speakers"]
     print(f"\ntest  UA {m['test/ua']:.3f}  WA {m['test/wa']:.3f}  macro-F1 {m['test/macro_f1']:.3f}"
-          f"   ({corpus}, labels {cfg.labels}, {cfg.model.name}, augment {cfg.augment.name}, "
+          f"   ({s['corpus']}, labels {cfg.labels}, {cfg.model.name}, augment {cfg.augment.name}, "
           f"split {s['protocol']} fold "
           f"{s['fold']}, test actors {' '.join(map(str, speakers))}; best epoch {int(m['best/epoch'])}, "
           f"gap {m['best/gap_acc']:+.3f}){leaky}")

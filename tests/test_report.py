@@ -46,11 +46,21 @@ def add_run(client, exp, model, fold, ua, split="emobox", augment="none", status
     return rid
 
 
-@pytest.fixture
-def store(tmp_path):
+def empty_store(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     exp = ensure_experiment(uri, "study")
-    client = MlflowClient(uri)
+    return uri, MlflowClient(uri), exp
+
+
+def leaderboard(uri, tmp_path) -> str:
+    """The report's markdown, written without logging a report run."""
+    assert report(uri, tmp_path / "rep", "--no-log") == 0
+    return (tmp_path / "rep" / "leaderboard.md").read_text()
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri, client, exp = empty_store(tmp_path)
     for fold in range(6):
         add_run(client, exp, "cnn2d", fold, GOOD[fold])
         add_run(client, exp, "cnn1d", fold, WEAK[fold])
@@ -102,35 +112,27 @@ def test_leaderboard_ranks_only_complete_honest_settings(store, tmp_path, capsys
 
 
 def test_a_swept_setting_makes_its_own_rows(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    exp = ensure_experiment(uri, "study")
-    client = MlflowClient(uri)
+    uri, client, exp = empty_store(tmp_path)
     for fold in range(6):
         for lr in ("0.001", "0.003"):
             ua = WEAK[fold] + (0.05 + 0.01 * fold if lr == "0.003" else 0)
             add_run(client, exp, "cnn1d", fold, ua, **{"model.optim.lr": lr})
-    assert report(uri, tmp_path / "rep", "--no-log") == 0
-    md = (tmp_path / "rep" / "leaderboard.md").read_text()
+    md = leaderboard(uri, tmp_path)
     assert "| 1 | cnn1d + none (model.optim.lr=0.003)" in md and "| 2 | cnn1d + none (model.optim.lr=0.001)" in md
 
 
 def test_an_option_older_runs_lack_still_splits_rows(tmp_path):
     """Runs logged before `model.init_from` existed ran from scratch: they are not pooled with transfer runs."""
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    exp = ensure_experiment(uri, "study")
-    client = MlflowClient(uri)
+    uri, client, exp = empty_store(tmp_path)
     for fold in range(6):
         add_run(client, exp, "cnn1d", fold, WEAK[fold])  # no init_from param at all
         add_run(client, exp, "cnn1d", fold, GOOD[fold], **{"model.init_from": "abc"})
-    assert report(uri, tmp_path / "rep", "--no-log") == 0
-    md = (tmp_path / "rep" / "leaderboard.md").read_text()
+    md = leaderboard(uri, tmp_path)
     assert "| 1 | cnn1d + none (model.init_from=abc)" in md and "| 2 | cnn1d + none (model.init_from=None)" in md
 
 
 def test_cross_corpus_runs_get_their_own_table_per_label_set(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    exp = ensure_experiment(uri, "study")
-    client = MlflowClient(uri)
+    uri, client, exp = empty_store(tmp_path)
     cross = {"corpus": "synthetic→ravdess", "corpus.train": "synthetic", "corpus.test": "ravdess",
              "folds.total": "1"}
     add_run(client, exp, "cnn1d", 0, 0.31, split="cross", extra_tags={**cross, "labels": "ekman7"})
@@ -138,8 +140,7 @@ def test_cross_corpus_runs_get_their_own_table_per_label_set(tmp_path):
     add_run(client, exp, "cnn1d", 0, 0.40, split="cross", extra_tags={**cross, "labels": "four"})
     for fold in range(6):
         add_run(client, exp, "cnn1d", fold, WEAK[fold])
-    assert report(uri, tmp_path / "rep", "--no-log") == 0
-    md = (tmp_path / "rep" / "leaderboard.md").read_text()
+    md = leaderboard(uri, tmp_path)
     ekman = md.split("## synthetic→ravdess [labels=ekman7] · cross")[1].split("\n## ")[0]
     assert "| 1 | cnn2d + none | 1/1 |" in ekman and "| 2 | cnn1d + none | 1/1 |" in ekman  # one fold: complete
     four = md.split("## synthetic→ravdess [labels=four] · cross")[1].split("\n## ")[0]

@@ -110,14 +110,12 @@ def run(args: argparse.Namespace) -> None:
 
 def finetune_steps(args: argparse.Namespace, work: Path, clips: list[torch.Tensor]) -> None:
     """Forward + backward + AdamW step on a padded batch, `model.mode=finetune` (feature encoder frozen)."""
+    from ser_bench.data.datamodule import pad
     from ser_bench.models.ssl import SSLClassifier
 
     net = SSLClassifier(8, arch=args.arch, pretrained=str(work / "encoder"), mode="finetune")
     batch_clips = (clips * args.batch_size)[: args.batch_size]
-    lengths = torch.tensor([len(c) for c in batch_clips])
-    batch = torch.zeros(len(batch_clips), int(lengths.max()))
-    for i, c in enumerate(batch_clips):
-        batch[i, : len(c)] = c
+    batch, lengths = pad(batch_clips)
     labels = torch.arange(len(batch_clips)) % 8
     optimizer = torch.optim.AdamW(net.param_groups(1e-3))
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)

@@ -54,16 +54,13 @@ def write_48k(paths: list[Path], folder: Path) -> list[Path]:
 
 
 def logmel_all(frontend, waves: list[np.ndarray], batch_size: int) -> list[torch.Tensor]:
-    """Log-mel of every clip, padded per batch of similar lengths, as training batches them."""
+    """Log-mel of every clip, padded per batch, as training batches them."""
+    from ser_bench.data.datamodule import pad
+
     out = []
     with torch.inference_mode():
         for start in range(0, len(waves), batch_size):
-            chunk = waves[start:start + batch_size]
-            lengths = torch.tensor([len(w) for w in chunk])
-            batch = torch.zeros(len(chunk), int(lengths.max()))
-            for i, w in enumerate(chunk):
-                batch[i, : len(w)] = torch.tensor(np.asarray(w))  # the cache is read-only (memory-mapped)
-            feats, _ = frontend(batch, lengths)
+            feats, _ = frontend(*pad(waves[start:start + batch_size]))
             out.append(feats)
     return out
 

@@ -51,18 +51,18 @@ def bare(cfg) -> float:
     from hydra.utils import instantiate
     from torch.utils.data import DataLoader
 
-    from ser_bench.data import labels
+    from ser_bench.data.audio import SAMPLE_RATE
     from ser_bench.data.cache import load_waveforms
     from ser_bench.data.datamodule import ClipDataset, collate
     from ser_bench.data.manifest import label_ids
+    from ser_bench.train import corpus_and_labels
 
     torch.manual_seed(cfg.seed)
-    manifest = instantiate(cfg.data)
-    manifest, classes, _ = labels.apply(manifest, "native")
+    manifest, classes, _ = corpus_and_labels(cfg)
     split = instantiate(cfg.split)(manifest)
     waves = load_waveforms([u.path for u in manifest], cfg.cache_dir)
     y = label_ids(manifest, tuple(classes))
-    max_samples = int(cfg.loader.max_seconds * 16_000)
+    max_samples = int(cfg.loader.max_seconds * SAMPLE_RATE)
     net = instantiate(cfg.model.net, num_classes=len(classes))
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.model.optim.lr, weight_decay=cfg.model.optim.weight_decay)
 

@@ -72,13 +72,19 @@ class EpochSampler(Sampler):
         return iter([(int(i), self.epoch) for i in order])
 
 
-def collate(batch):
-    """Pad to the longest clip in the batch; `lengths` lets models mask the padding."""
-    waves, labels, rows = zip(*batch)
+def pad(waves) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips (tensors or arrays, memory-mapped ones too) zero-padded to the longest: ([B, T], lengths [B])."""
     lengths = torch.tensor([len(w) for w in waves])
     padded = torch.zeros(len(waves), int(lengths.max()))
     for i, w in enumerate(waves):
-        padded[i, : len(w)] = w
+        padded[i, : len(w)] = w if torch.is_tensor(w) else torch.from_numpy(np.array(w, dtype=np.float32))
+    return padded, lengths
+
+
+def collate(batch):
+    """Pad to the longest clip in the batch; `lengths` lets models mask the padding."""
+    waves, labels, rows = zip(*batch)
+    padded, lengths = pad(waves)
     return {"wave": padded, "lengths": lengths, "label": torch.tensor(labels), "row": torch.tensor(rows)}
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from ser_bench.data.manifest import Utterance
+from ser_bench.data.manifest import Utterance, speaker_order
 from ser_bench.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -35,16 +36,10 @@ def scan(root: str | Path, corpus: str, layout: str, parse: Callable[[Path, str]
 
 def checked(manifest: list[Utterance], where: str, corpus: str) -> list[Utterance]:
     """One utterance per id, sorted by speaker and id, and a log line saying what was found."""
-    ids = [u.utt_id for u in manifest]
-    if len(set(ids)) != len(ids):
-        seen, dup = set(), []
-        for i in ids:
-            if i in seen:
-                dup.append(i)
-            seen.add(i)
-        raise UserError(f"{where} holds the same utterance twice (e.g. {sorted(set(dup))[:3]}); keep one copy "
-                        f"(.wav or .flac)")
-    manifest.sort(key=lambda u: (str(u.actor).zfill(8), u.utt_id))
+    dup = sorted(i for i, n in Counter(u.utt_id for u in manifest).items() if n > 1)
+    if dup:
+        raise UserError(f"{where} holds the same utterance twice (e.g. {dup[:3]}); keep one copy (.wav or .flac)")
+    manifest.sort(key=lambda u: (speaker_order(u.actor), u.utt_id))
     log.info("%s: %d utterances from %d speakers (%s)", corpus, len(manifest), len({u.actor for u in manifest}),
              where)
     return manifest

@@ -35,9 +35,14 @@ class Utterance:
         return f"{self.corpus}:{self.actor}"
 
 
+def speaker_order(actor: int | str) -> str:
+    """Sort key for speaker ids: numbers in numeric order (2 before 11), names alphabetically."""
+    return str(actor).zfill(8)
+
+
 def actors_of(manifest: list[Utterance]) -> dict:
     """Actor id -> gender, sorted by actor id."""
-    return dict(sorted({u.actor: u.gender for u in manifest}.items(), key=lambda kv: str(kv[0]).zfill(8)))
+    return dict(sorted({u.actor: u.gender for u in manifest}.items(), key=lambda kv: speaker_order(kv[0])))
 
 
 def label_ids(manifest: list[Utterance], class_names: tuple[str, ...]) -> list[int]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from ser_bench.data.manifest import Utterance, actors_of
+from ser_bench.data.manifest import Utterance, actors_of, speaker_order
 from ser_bench.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ class Split:
 
     def describe(self) -> dict:
         return {"protocol": self.protocol, "fold": self.fold, "n_folds": self.n_folds, "leaky": self.leaky,
-                "note": self.note, "train_corpora": self.train_corpora, "test_corpora": self.test_corpora,
+                "note": self.note, "corpus": self.corpus, "train_corpora": self.train_corpora,
+                "test_corpora": self.test_corpora,
                 "train_actors": self.train_actors, "val_actors": self.val_actors, "test_actors": self.test_actors,
                 "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test)}
 
@@ -80,8 +81,7 @@ def pick_val_actors(candidates: dict[int, str], n_val_actors: int, fold: int, se
         raise UserError("split.n_val_actors must be at least 1")
     rng = np.random.default_rng([seed, fold])
     order = ["male", "female"] + sorted({g for g in candidates.values()} - {"male", "female"})
-    by_gender = {g: sorted((a for a, gg in candidates.items() if gg == g), key=lambda a: str(a).zfill(8))
-                 for g in order}
+    by_gender = {g: sorted((a for a, gg in candidates.items() if gg == g), key=speaker_order) for g in order}
     for pool in by_gender.values():
         rng.shuffle(pool)
     order = [g for g in order if by_gender[g]]
@@ -92,7 +92,7 @@ def pick_val_actors(candidates: dict[int, str], n_val_actors: int, fold: int, se
         chosen.append(pool.pop())
     if len(chosen) < n_val_actors or len(chosen) >= len(candidates):
         raise UserError(f"cannot take {n_val_actors} validation actors from {len(candidates)} non-test actors")
-    return sorted(chosen, key=lambda a: str(a).zfill(8))
+    return sorted(chosen, key=speaker_order)
 
 
 def _by_actors(manifest: list[Utterance], protocol: str, fold: int, test_actors: list,
@@ -101,17 +101,11 @@ def _by_actors(manifest: list[Utterance], protocol: str, fold: int, test_actors:
     missing = [a for a in test_actors if a not in actors]
     if missing:
         raise UserError(f"split={protocol} fold {fold} tests actors {test_actors}, but the corpus lacks {missing}")
-    rest = {a: g for a, g in actors.items() if a not in test_actors}
-    val_actors = pick_val_actors(rest, n_val_actors, fold, seed)
-    train_actors = sorted(a for a in rest if a not in val_actors)
-    actor_col = np.array([u.actor for u in manifest])
-    split = Split(
-        protocol=protocol, fold=fold, n_folds=n_folds,
-        train=np.flatnonzero(np.isin(actor_col, train_actors)),
-        val=np.flatnonzero(np.isin(actor_col, val_actors)),
-        test=np.flatnonzero(np.isin(actor_col, test_actors)),
-        train_actors=train_actors, val_actors=val_actors, test_actors=sorted(test_actors),
-    )
+    in_test = np.isin(np.array([u.actor for u in manifest]), test_actors)
+    train, val, train_actors, val_actors = _carve_val(manifest, np.flatnonzero(~in_test), lambda u: u.actor,
+                                                      n_val_actors, fold, seed)
+    split = Split(protocol=protocol, fold=fold, n_folds=n_folds, train=train, val=val, test=np.flatnonzero(in_test),
+                  train_actors=train_actors, val_actors=val_actors, test_actors=sorted(test_actors))
     split.check()
     return split
 
@@ -162,10 +156,9 @@ def _carve_val(manifest: list[Utterance], rows: np.ndarray, speaker, n_val_actor
                seed: int) -> tuple[np.ndarray, np.ndarray, list, list]:
     """Split training rows into train and validation by speaker: (train, val, train speakers, val speakers)."""
     genders = {speaker(manifest[r]): manifest[r].gender for r in rows}
-    val = pick_val_actors(dict(sorted(genders.items(), key=lambda kv: str(kv[0]))), n_val_actors, fold, seed)
-    in_val = np.array([speaker(manifest[r]) in set(val) for r in rows], dtype=bool)
-    train_speakers = sorted((s for s in genders if s not in set(val)), key=lambda a: str(a).zfill(8))
-    return rows[~in_val], rows[in_val], train_speakers, val
+    val = pick_val_actors(genders, n_val_actors, fold, seed)
+    in_val = np.isin(np.array([speaker(manifest[r]) for r in rows]), val)
+    return rows[~in_val], rows[in_val], sorted(set(genders) - set(val), key=speaker_order), val
 
 
 def cross(manifest: list[Utterance], test_corpus: str | None = None, fold: int = 0, n_val_actors: int = 2,
@@ -213,7 +206,7 @@ def manifest(manifest: list[Utterance], metadata: str | None = None, fold: int =
     if missing:
         log.info("split=manifest fold %d: %d listed clips are not in the manifest (dropped by labels=, or "
                  "missing)", fold, missing)
-    test_speakers = sorted({manifest[r].actor for r in test}, key=lambda a: str(a).zfill(8))
+    test_speakers = sorted({manifest[r].actor for r in test}, key=speaker_order)
     common = dict(protocol="manifest", fold=fold, test=test, test_actors=test_speakers, n_folds=len(folds))
     if any(manifest[r].actor == emobox.UNKNOWN for r in train_rows):
         labels = np.array([manifest[r].emotion for r in train_rows])

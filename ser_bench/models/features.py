@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from ser_bench.data.cache import cached_arrays
+from ser_bench.data.datamodule import pad
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,7 @@ def cached_layer_features(net, waves: list[np.ndarray], clips_key: str, max_samp
             with torch.inference_mode():
                 for start in tqdm(range(0, len(waves), batch_size), desc="frozen encoder features", unit="batch",
                                   mininterval=1.0):
-                    clips = [_centre(np.asarray(w), max_samples) for w in waves[start:start + batch_size]]
-                    lengths = torch.tensor([len(c) for c in clips])
-                    batch = torch.zeros(len(clips), int(lengths.max()))
-                    for i, c in enumerate(clips):
-                        batch[i, : len(c)] = torch.from_numpy(c)
+                    batch, lengths = pad([_centre(np.asarray(w), max_samples) for w in waves[start:start + batch_size]])
                     out += [f.flatten().numpy().astype(np.float32) for f in net.layer_features(batch, lengths)]
         finally:
             net.train(was_training)
