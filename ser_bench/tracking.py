@@ -27,7 +27,10 @@ from ser_bench.errors import UserError
 log = logging.getLogger(__name__)
 
 # Config keys that change where things go or how they are shown, never what is computed.
-NON_RESULT_KEYS = ("tracking", "paths", "cache_dir", "hydra", "resume")
+NON_RESULT_KEYS = ("tracking", "paths", "cache_dir", "cache_log_mel", "hydra", "resume")
+# Options added after runs were logged, with the value those runs had: left out of the config hash
+# at that value, so older runs keep their hash (resume matches them), and read as that value by the report.
+ADDED_OPTIONS = {"labels": "native", "model.net.pool": "stats", "model.optim.mixup": 0.0}
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -109,8 +112,13 @@ def config_hash(cfg: DictConfig) -> str:
         container.pop(key, None)
     container.get("trainer", {}).pop("enable_progress_bar", None)
     container.get("data", {}).pop("cache_dir", None)  # where a generated corpus is kept, not what it holds
-    if container.get("labels") == "native":  # the default: runs logged before label sets existed keep their hash
-        container.pop("labels")
+    for dotted, default in ADDED_OPTIONS.items():
+        *parents, leaf = dotted.split(".")
+        node = container
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == default:
+            del node[leaf]
     return hashlib.sha1(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -23,7 +24,8 @@ from ser_bench.data.datamodule import SERDataModule
 from ser_bench.data.manifest import Utterance, label_ids
 from ser_bench.errors import UserError
 from ser_bench.models import init
-from ser_bench.models.features import cached_layer_features
+from ser_bench.models.features import cached_layer_features, cached_log_mel
+from ser_bench.models.frontends import LogMel
 from ser_bench.models.module import SERModule
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,11 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
     if cfg.model.get("init_from"):
         init.load_into(net, init.resolve(str(cfg.model.init_from), cfg.tracking.uri))
     augmentation.attach(net)
+    frontend = getattr(net, "frontend", None)
+    if cfg.get("cache_log_mel", True) and isinstance(frontend, LogMel) and not augmentation.online:
+        max_frames = int(frontend.frame_lengths(torch.tensor(datamodule.max_samples))) if datamodule.max_samples else None
+        datamodule.use_features(cached_log_mel(frontend, datamodule.waves, clips_key, cfg.cache_dir), max_frames)
+        frontend.precomputed = True
     if cfg.model.get("cache_features") and getattr(net, "mode", None) == "frozen":
         random_weights = net.weights_id() is None
         if random_weights or augmentation.online:
@@ -143,7 +150,10 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
             datamodule.use_features(cached_layer_features(net, datamodule.waves, clips_key, datamodule.max_samples,
                                                           cfg.cache_dir))
             net.precomputed = True
-    module = SERModule(net, class_names, **cfg.model.optim)
+    try:
+        module = SERModule(net, class_names, **cfg.model.optim)
+    except ValueError as err:
+        raise UserError(f"bad model.optim settings: {err}") from None
 
     out = Path(cfg.paths.output_dir)
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/ua", mode="max",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from .conftest import CONF, alone_and_batched, compose_cfg, model_overrides
@@ -24,9 +26,63 @@ def test_shapes_and_padding_invariance(model, tiny_pretrained):
     torch.testing.assert_close(batched.softmax(-1), alone.softmax(-1), atol=1e-3, rtol=0)
 
 
+@pytest.mark.parametrize("model", ["cnn1d", "cnn2d"])
+def test_attentive_pooling_keeps_padding_out(model):
+    torch.manual_seed(0)
+    net = instantiate(compose_cfg([f"model={model}", "model.net.pool=attentive"]).model.net, num_classes=8).eval()
+    batched, alone = alone_and_batched(net, [12_000, 27_000, 40_000])
+    torch.testing.assert_close(batched.softmax(-1), alone.softmax(-1), atol=1e-3, rtol=0)
+    with pytest.raises(InstantiationException, match="pooling must be"):
+        instantiate(compose_cfg([f"model={model}", "model.net.pool=max"]).model.net, num_classes=8)
+
+
+def test_mixup_blends_the_frontend_output():
+    from ser_bench.models.module import SERModule
+
+    net = instantiate(compose_cfg(["model=cnn1d"]).model.net, num_classes=8)
+    module = SERModule(net, [str(i) for i in range(8)], mixup=0.4)
+    seen = []
+    net.frontend.register_forward_hook(lambda m, a, out: seen.append(out[0].detach().clone()))
+    wave, lengths = torch.randn(4, 16_000) * 0.1, torch.tensor([16_000, 12_000, 8_000, 16_000])
+    clean, frames = net.frontend(wave, lengths)
+    seen.clear()
+    perm, lam = torch.tensor([2, 0, 3, 1]), 0.3
+    module._mix = (perm, lam)
+    module(wave, lengths)
+    torch.testing.assert_close(seen[-1], lam * clean + (1 - lam) * clean[perm])  # a later hook sees the blend
+    module._mix = None
+    with pytest.raises(ValueError, match="mixup must be >= 0"):
+        SERModule(net, ["a", "b"], mixup=-1)
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_very_short_clip(model, tiny_pretrained):
     net = build(model, tiny_pretrained)
     with torch.no_grad():
         out = net(torch.randn(2, 1600) * 0.1, torch.tensor([1600, 400]))
     assert out.shape == (2, 8) and torch.isfinite(out).all()
+
+
+def test_cached_log_mel_matches_the_frontend(tmp_path):
+    """Cached raw log-mel, cropped, masked and normalised per batch, scores as the waveform path does: exactly for
+    every clip padded in its batch, and within float noise at the last frames of the batch's longest clip (whose
+    end the STFT reflects where the cache sees silence)."""
+    from ser_bench.data.datamodule import pad
+    from ser_bench.models.features import cached_log_mel
+    from ser_bench.models.frontends import LogMel
+
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16_000, 23_456, 40_000, 8_000)]
+    frontend = LogMel()
+    feats = cached_log_mel(frontend, waves, "clips", tmp_path, batch_size=3)
+    assert [f.shape for f in feats] == [(n // 160 + 1, 64) for n in (16_000, 23_456, 40_000, 8_000)]
+    assert list((tmp_path / "log_mel").iterdir())  # stored, memory-mapped on the next call
+    again = cached_log_mel(frontend, waves, "clips", tmp_path)
+    assert all(np.array_equal(a, b) for a, b in zip(feats, again))
+    from_waves, frames = frontend(*pad(waves))
+    frontend.precomputed = True
+    from_cache, cached_frames = frontend(*pad(feats))
+    assert torch.equal(frames, cached_frames)
+    for i in (0, 1, 3):
+        torch.testing.assert_close(from_cache[i], from_waves[i], atol=1e-5, rtol=0)
+    torch.testing.assert_close(from_cache[2, :, :-3], from_waves[2, :, :-3], atol=1e-2, rtol=0)

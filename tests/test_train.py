@@ -138,3 +138,30 @@ def test_cross_corpus_run_tags_both_corpora_and_counts_dropped_clips(make_cfg):
     client = MlflowClient(cfg.tracking.uri)  # 4 classes, calm folded into neutral
     header = open(client.download_artifacts(run.info.run_id, "confusion_matrix.csv")).readline().strip()
     assert header == "true\\pred,neutral,happy,sad,angry"
+
+
+def test_log_mel_is_cached_per_clip_set_and_left_out_of_the_config_hash(make_cfg, cache_dir, tmp_path):
+    from ser_bench.tracking import config_hash
+
+    cfg = make_cfg("model=cnn2d", f"cache_dir={tmp_path}/cache")
+    train.run(cfg)
+    (entry,) = (tmp_path / "cache" / "log_mel").glob("*/offsets.npy")
+    online = make_cfg("augment=noise", "augment.mode=online", f"cache_dir={tmp_path}/cache",
+                      f"paths.output_dir={tmp_path}/online")
+    train.run(online)  # online waveform augmentation changes the clips every epoch: no log-mel cache
+    assert len(list((tmp_path / "cache" / "log_mel").glob("*/offsets.npy"))) == 1
+    assert config_hash(cfg) == config_hash(make_cfg("model=cnn2d", "cache_log_mel=false"))
+
+
+def test_mixup_and_attentive_pooling_train_and_change_the_config_hash(make_cfg):
+    from ser_bench.tracking import config_hash
+
+    cfg = make_cfg("model.net.pool=attentive", "model.optim.mixup=0.4", "model.optim.label_smoothing=0.1")
+    result = train.run(cfg)
+    assert 0.0 <= result["metrics"]["test/ua"] <= 1.0
+    _, (run,) = _runs(cfg)
+    assert run.info.status == "FINISHED" and run.data.params["model.optim.mixup"] == "0.4"
+    hashes = {config_hash(make_cfg(*o)) for o in ([], ["model.net.pool=attentive"], ["model.optim.mixup=0.4"])}
+    assert len(hashes) == 3
+    with pytest.raises(UserError, match="bad model.optim settings: mixup must be >= 0"):
+        train.run(make_cfg("model.optim.mixup=-1"))

@@ -73,9 +73,10 @@ class EpochSampler(Sampler):
 
 
 def pad(waves) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clips (tensors or arrays, memory-mapped ones too) zero-padded to the longest: ([B, T], lengths [B])."""
+    """Clips (tensors or arrays, memory-mapped ones too) zero-padded to the longest along the first axis:
+    ([B, T, ...], lengths [B]). Waveforms are 1-D; cached log-mel features are [frames, n_mels]."""
     lengths = torch.tensor([len(w) for w in waves])
-    padded = torch.zeros(len(waves), int(lengths.max()))
+    padded = torch.zeros(len(waves), int(lengths.max()), *np.shape(waves[0])[1:])
     for i, w in enumerate(waves):
         padded[i, : len(w)] = w if torch.is_tensor(w) else torch.from_numpy(np.array(w, dtype=np.float32))
     return padded, lengths
@@ -108,11 +109,12 @@ class SERDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.max_samples = int(max_seconds * sample_rate) if max_seconds else None
 
-    def use_features(self, table: list[np.ndarray]) -> None:
-        """Serve precomputed per-clip feature vectors (one per row, as `waves` was) instead of audio."""
+    def use_features(self, table: list[np.ndarray], max_len: int | None = None) -> None:
+        """Serve precomputed per-clip features (one per row, as `waves` was) instead of audio: pooled
+        vectors, or [frames, n_mels] log-mel that is cropped to `max_len` frames as audio was to samples."""
         if len(table) != len(self.waves):
             raise ValueError(f"{len(table)} feature rows for {len(self.waves)} clips")
-        self.waves, self.max_samples = table, None
+        self.waves, self.max_samples = table, max_len
 
     def _loader(self, rows: np.ndarray, train: bool) -> DataLoader:
         dataset = ClipDataset(self.waves, self.labels, rows, self.max_samples, train, self.online if train else None)

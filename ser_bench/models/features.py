@@ -1,4 +1,12 @@
-"""Frozen-encoder features computed once: a 6-fold frozen sweep runs the encoder once, not six times.
+"""Features computed once per clip set and cached: log-mel for the CNNs, pooled layers for frozen encoders.
+
+Log-mel: the raw (unnormalised) log-mel of every clip, offline copies included, is made once per
+(clips, frontend settings) and memory-mapped afterwards; runs crop, mask and normalise it per batch
+as they did the waveform, so a run with a warm cache skips the STFT entirely. Each clip is
+transformed alone, followed by silence (zeros), so its frames do not depend on which clips share
+its batch. Online waveform augmentation changes the clips every epoch, so it bypasses the cache.
+
+Frozen encoders: a 6-fold frozen sweep runs the encoder once, not six times.
 
 In `frozen` mode the encoder is a fixed function of the clip, so its pooled per-layer features are
 cached per (encoder weights, clips, crop): the corpus's decoded audio, plus its offline augmented
@@ -24,6 +32,31 @@ from ser_bench.data.datamodule import pad
 log = logging.getLogger(__name__)
 
 FEATURES_VERSION = 1
+LOG_MEL_VERSION = 1
+
+
+def cached_log_mel(frontend, waves: list[np.ndarray], clips_key: str, cache_dir: str | Path,
+                   batch_size: int = 32) -> list[np.ndarray]:
+    """One [frames, n_mels] float32 array per clip: `frontend.raw`, made once per key (clips, settings)."""
+    spec = {"v": LOG_MEL_VERSION, "clips": clips_key, "log_mel": frontend.settings()}
+    key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    n_mels, tail = frontend.n_mels, frontend.mel.n_fft // 2
+
+    def make() -> list[np.ndarray]:
+        order = np.argsort([len(w) for w in waves], kind="stable")  # similar lengths share a batch: little padding
+        out: list[np.ndarray | None] = [None] * len(waves)
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(waves), batch_size), desc="log-mel features", unit="batch",
+                              mininterval=1.0):
+                rows = order[start:start + batch_size]
+                batch, lengths = pad([np.concatenate([w, np.zeros(tail, np.float32)]) for w in (waves[r] for r in rows)])
+                feats, _ = frontend.raw(batch, lengths - tail)
+                for r, f, n in zip(rows, feats, frontend.frame_lengths(lengths - tail).tolist()):
+                    out[r] = f[:, :n].T.contiguous().numpy().ravel()
+        return out
+
+    flat = cached_arrays(Path(cache_dir).expanduser() / "log_mel" / key, make, spec)
+    return [f.reshape(-1, n_mels) for f in flat]
 
 
 def cached_layer_features(net, waves: list[np.ndarray], clips_key: str, max_samples: int | None,

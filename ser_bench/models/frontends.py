@@ -27,12 +27,27 @@ class LogMel(nn.Module):
             sample_rate=sample_rate, n_fft=n_fft, win_length=win_length, hop_length=hop_length,
             n_mels=n_mels, f_min=f_min, f_max=f_max, power=2.0)
 
+    precomputed = False  # True: forward receives cached raw log-mel [B, frames, n_mels] (see `raw`)
+
+    def settings(self) -> dict:
+        """What determines `raw` (the feature cache keys on it)."""
+        mel = self.mel
+        return {"sample_rate": mel.sample_rate, "n_fft": mel.n_fft, "win_length": mel.win_length,
+                "hop_length": mel.hop_length, "n_mels": self.n_mels, "f_min": mel.f_min, "f_max": mel.f_max}
+
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return lengths // self.hop_length + 1  # centred frames, as torch.stft(center=True) makes them
 
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def raw(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-mel [B, n_mels, frames] before masking and normalisation, and the valid frame counts."""
         feats = torch.log(self.mel(wave) + 1e-6)
-        frames = self.frame_lengths(lengths).clamp(max=feats.shape[-1])
+        return feats, self.frame_lengths(lengths).clamp(max=feats.shape[-1])
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.precomputed:  # `wave` is a batch of cached `raw` features, frames first; `lengths` counts frames
+            feats, frames = wave.transpose(1, 2), lengths
+        else:
+            feats, frames = self.raw(wave, lengths)
         mask = lengths_to_mask(frames, feats.shape[-1]).unsqueeze(1)  # [B, 1, F]
         if self.norm == "utterance":
             count = mask.sum(dim=(1, 2), keepdim=True) * self.n_mels

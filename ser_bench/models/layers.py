@@ -25,6 +25,38 @@ def masked_mean_std(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, (var + 1e-5).sqrt()], dim=1)
 
 
+class AttentiveStats(nn.Module):
+    """Attentive statistics pooling (Okabe et al., 2018): [B, C, T] -> [B, 2C], a weighted mean and
+    standard deviation over valid time steps, with weights from a small network over each frame."""
+
+    def __init__(self, channels: int, hidden: int = 128):
+        super().__init__()
+        self.score = nn.Sequential(nn.Conv1d(channels, hidden, 1), nn.Tanh(), nn.Conv1d(hidden, 1, 1))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = lengths_to_mask(lengths, x.shape[-1]).unsqueeze(1)
+        weights = self.score(x).masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        mean = (x * weights).sum(-1)
+        var = ((x - mean.unsqueeze(-1)) ** 2 * weights).sum(-1)
+        return torch.cat([mean, (var + 1e-5).sqrt()], dim=1)
+
+
+class StatsPool(nn.Module):
+    """Plain masked mean and standard deviation over time (`masked_mean_std` as a module)."""
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return masked_mean_std(x, lengths)
+
+
+def pooling(kind: str, channels: int) -> nn.Module:
+    """`stats`: mean and std over time; `attentive`: the same, weighted by learned frame scores."""
+    if kind == "stats":
+        return StatsPool()
+    if kind == "attentive":
+        return AttentiveStats(channels)
+    raise ValueError(f"pooling must be 'stats' or 'attentive', not {kind!r}")
+
+
 def conv_block_1d(c_in: int, c_out: int, kernel_size: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False),
                          nn.BatchNorm1d(c_out), nn.ReLU(inplace=True), nn.MaxPool1d(2))

@@ -17,13 +17,21 @@ class SERModule(L.LightningModule):
 
     `history` holds one dict per epoch (train/loss, train/acc, val/loss, val/acc, val/ua, val/wa,
     gap/acc) for curves; `test_predictions` holds (row, label, probabilities) after `test`.
+
+    `mixup` > 0 (Zhang et al., 2018): each training batch is blended with a shuffled copy of itself,
+    weight lam ~ Beta(mixup, mixup), and the loss is blended alike. Models with a `frontend` blend its
+    output (normalised log-mel, after SpecAugment); others blend their input. Train accuracy then
+    counts the heavier of the two labels.
     """
 
     def __init__(self, net: nn.Module, class_names: list[str], lr: float = 1e-3, weight_decay: float = 1e-4,
-                 label_smoothing: float = 0.0, scheduler: str = "cosine", warmup_fraction: float = 0.1):
+                 label_smoothing: float = 0.0, scheduler: str = "cosine", warmup_fraction: float = 0.1,
+                 mixup: float = 0.0):
         super().__init__()
         if scheduler not in ("cosine", "none"):
             raise ValueError(f"scheduler must be 'cosine' (linear warm-up, cosine decay) or 'none', not {scheduler!r}")
+        if mixup < 0:
+            raise ValueError(f"mixup must be >= 0 (the Beta distribution's alpha; 0 turns it off), not {mixup}")
         self.save_hyperparameters(ignore=["net"])
         self.net = net
         # Checkpoints omit frozen parameters, which the model in memory already holds.
@@ -38,6 +46,15 @@ class SERModule(L.LightningModule):
         self.test_f1 = MulticlassF1Score(n, average="macro")
         self.history: list[dict[str, float]] = []
         self.test_predictions: list[tuple[int, int, list[float]]] = []
+        self._mix: tuple[torch.Tensor, float] | None = None  # (permutation, lam) during a mixup training step
+        if mixup > 0 and getattr(net, "frontend", None) is not None:
+            net.frontend.register_forward_hook(self._mix_frontend)
+
+    def _mix_frontend(self, module: nn.Module, args, output):
+        if self._mix is None:
+            return output
+        (perm, lam), (feats, frames) = self._mix, output
+        return lam * feats + (1 - lam) * feats[perm], torch.maximum(frames, frames[perm])
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.net(wave, lengths)
@@ -50,10 +67,27 @@ class SERModule(L.LightningModule):
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
 
     def training_step(self, batch, batch_idx):
-        logits = self(batch["wave"], batch["lengths"])
-        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.hparams.label_smoothing)
+        wave, lengths, labels = batch["wave"], batch["lengths"], batch["label"]
+        smoothing = self.hparams.label_smoothing
+        if not self.hparams.mixup:
+            logits = self(wave, lengths)
+            loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        else:
+            alpha = self.hparams.mixup
+            lam = float(torch.distributions.Beta(alpha, alpha).sample())
+            perm = torch.randperm(len(labels), device=labels.device)
+            if getattr(self.net, "frontend", None) is None:
+                wave, lengths = lam * wave + (1 - lam) * wave[perm], torch.maximum(lengths, lengths[perm])
+            self._mix = (perm, lam)
+            try:
+                logits = self(wave, lengths)
+            finally:
+                self._mix = None
+            loss = (lam * F.cross_entropy(logits, labels, label_smoothing=smoothing)
+                    + (1 - lam) * F.cross_entropy(logits, labels[perm], label_smoothing=smoothing))
+            labels = labels if lam >= 0.5 else labels[perm]
         self.train_loss.update(loss.detach(), weight=len(logits))
-        self.train_acc.update(logits.detach(), batch["label"])
+        self.train_acc.update(logits.detach(), labels)
         self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, logger=False)
         return loss
 

@@ -11,6 +11,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from ser_bench.errors import UserError
+from ser_bench.tracking import ADDED_OPTIONS
 
 # Tags a run needs to be placed in the leaderboard.
 REQUIRED_TAGS = ("corpus", "split", "model", "augment", "fold", "seed")
@@ -105,7 +106,7 @@ def _mark_settings(records: list[Record]) -> None:
 
 
 # Options added after runs were logged: a run without the param ran with this value.
-DEFAULT_WHEN_ABSENT = {"model.init_from": "None", "labels": "native"}
+DEFAULT_WHEN_ABSENT = {"model.init_from": "None", **{k: str(v) for k, v in ADDED_OPTIONS.items()}}
 
 
 def _param(r: Record, key: str) -> str | None:
