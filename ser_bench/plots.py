@@ -1,4 +1,8 @@
-"""Figures for runs and reports (matplotlib, no display needed)."""
+"""Figures for runs and reports (matplotlib, no display needed).
+
+Layouts are computed when a figure is saved (`layout="tight"`): one draw per figure, which matters
+when every run saves two.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 def curves(history: list[dict], best_epoch: int | None = None) -> Figure:
     """Train vs validation accuracy and loss per epoch: the overfitting picture of one run."""
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.8), layout="tight")
     epochs = [h["epoch"] for h in history]
     for ax, key, title in ((ax_acc, "acc", "accuracy"), (ax_loss, "loss", "loss")):
         ax.plot(epochs, [h[f"train/{key}"] for h in history], "o-", ms=3, label="train")
@@ -27,7 +31,6 @@ def curves(history: list[dict], best_epoch: int | None = None) -> Figure:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     ax_acc.legend(fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -47,7 +50,8 @@ def sweep_curves(curves: dict) -> Figure:
     `curves`: {model: {augment: {"runs": n, "train/acc": {epoch: mean}, "val/acc": {epoch: mean}}}}.
     """
     models = sorted(curves)
-    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.0), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.0), squeeze=False, sharey=True,
+                             layout="tight")
     for ax, model in zip(axes[0], models):
         for i, (aug, entry) in enumerate(sorted(curves[model].items())):
             colour = f"C{i % 10}"
@@ -62,14 +66,13 @@ def sweep_curves(curves: dict) -> Figure:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="augment", title_fontsize=8)
     axes[0][0].set_ylabel("accuracy (mean over folds)")
-    fig.tight_layout()
     return fig
 
 
 def confusion(matrix: np.ndarray, class_names: list[str]) -> Figure:
     """Counts, coloured by row-normalised recall."""
     recall = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.2, 5.4))
+    fig, ax = plt.subplots(figsize=(6.2, 5.4), layout="tight")
     im = ax.imshow(recall, cmap="Blues", vmin=0, vmax=1)
     n = len(class_names)
     ax.set_xticks(range(n), class_names, rotation=45, ha="right")
@@ -81,7 +84,6 @@ def confusion(matrix: np.ndarray, class_names: list[str]) -> Figure:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.colorbar(im, ax=ax, fraction=0.046, label="recall")
-    fig.tight_layout()
     return fig
 
 

@@ -230,7 +230,7 @@ def log_results(metrics: dict[str, float], history: list[dict], best_epoch: int,
     mlflow.log_metrics(metrics)
     for fig, name in ((plots.curves(history, best_epoch), "curves.png"),
                       (plots.confusion(confusion, class_names), "confusion_matrix.png")):
-        mlflow.log_figure(fig, name, save_kwargs={"bbox_inches": "tight", "dpi": 110})
+        mlflow.log_figure(fig, name, save_kwargs={"dpi": 110})
         plots.close(fig)
     mlflow.log_text(_csv([["true\\pred", *class_names]] + [[name, *map(int, row)]
                                                            for name, row in zip(class_names, confusion)]),

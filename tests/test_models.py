@@ -86,3 +86,19 @@ def test_cached_log_mel_matches_the_frontend(tmp_path):
     for i in (0, 1, 3):
         torch.testing.assert_close(from_cache[i], from_waves[i], atol=1e-5, rtol=0)
     torch.testing.assert_close(from_cache[2, :, :-3], from_waves[2, :, :-3], atol=1e-2, rtol=0)
+
+
+def test_log_mel_band_normalisation_uses_each_clips_own_valid_frames():
+    from ser_bench.models.frontends import LogMel
+
+    torch.manual_seed(0)
+    wave, lengths = torch.randn(2, 32_000) * 0.1, torch.tensor([32_000, 20_000])
+    wave[1, 20_000:] = 0
+    feats, frames = LogMel(norm="bins")(wave, lengths)
+    for i in range(2):
+        valid = feats[i, :, : frames[i]]
+        torch.testing.assert_close(valid.mean(dim=1), torch.zeros(64), atol=1e-4, rtol=0)
+        torch.testing.assert_close(valid.std(dim=1, unbiased=False), torch.ones(64), atol=1e-3, rtol=0)
+    assert feats[1, :, frames[1]:].abs().max() == 0
+    alone, _ = LogMel(norm="bins")(wave[1:, :20_400], lengths[1:])  # the same zeros after the clip: the same frames
+    torch.testing.assert_close(alone[0, :, : frames[1]], feats[1, :, : frames[1]], atol=1e-4, rtol=0)

@@ -30,7 +30,7 @@ def add_run(client, exp, model, fold, ua, split="emobox", augment="none", status
                      **(extra_tags or {})}.items():
             client.set_tag(rid, k, v)
     for k, v in {"test/ua": ua, "test/wa": ua + 0.01, "test/macro_f1": ua - 0.01, "best/gap_acc": 0.1,
-                 "params": 1000}.items():
+                 "best/val_ua": ua + 0.02, "params": 1000}.items():
         client.log_metric(rid, k, v)
     for epoch in range(3):
         client.log_metric(rid, "train/acc", 0.3 + 0.2 * epoch, step=epoch)
@@ -97,6 +97,8 @@ def test_leaderboard_ranks_only_complete_honest_settings(store, tmp_path, capsys
     best = rows[("cnn2d", "none", "emobox")]
     assert float(best["test/ua_mean"]) == pytest.approx(np.mean(GOOD), abs=1e-4)
     assert float(best["test/ua_std"]) == pytest.approx(np.std(GOOD, ddof=1), abs=1e-4)
+    assert float(best["best/val_ua_mean"]) == pytest.approx(np.mean(GOOD) + 0.02, abs=1e-4)  # the selection column
+    assert "val UA (select on this)" in md
     lo, hi = stats.t.interval(0.95, 5, loc=np.mean(GOOD), scale=stats.sem(GOOD))
     assert (float(best["test/ua_ci_low"]), float(best["test/ua_ci_high"])) == pytest.approx((lo, hi), abs=1e-4)
     second = rows[("cnn1d", "none", "emobox")]

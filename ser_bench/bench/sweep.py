@@ -19,18 +19,27 @@ import tempfile
 import time
 from pathlib import Path
 
-from ser_bench.bench.common import summary
+from ser_bench.bench.common import DEFAULT_ROOT, summary
 
 DEFAULT_SWEEP = ("model=cnn1d augment=none,all split.fold=0,1 trainer.max_epochs=3 early_stopping.patience=0 "
                  "trainer.enable_progress_bar=false")
 
-HELP = "a small sweep with 1 vs 2 parallel jobs: wall time and what the runs cover"
+# The standard study on real RAVDESS (--standard): both CNNs x no / all augmentation x the 6 folds.
+STANDARD_SWEEP = ("data=ravdess data.root={root} model=cnn1d,cnn2d augment=none,all 'split.fold=range(6)' "
+                  "trainer.max_epochs={epochs} early_stopping.patience=0 trainer.enable_progress_bar=false")
+
+HELP = "a sweep with 1 vs 2 parallel jobs: wall time and what the runs cover"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", default="1,2", help="parallel job counts to compare (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds per job count (default: %(default)s)")
     parser.add_argument("--sweep", default=DEFAULT_SWEEP, help="sweep overrides (default: %(default)s)")
+    parser.add_argument("--standard", action="store_true",
+                        help="the standard study instead: cnn1d, cnn2d x none, all x 6 emobox folds on --root")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="RAVDESS folder for --standard "
+                        "(default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per run for --standard (default: %(default)s)")
 
 
 def _run_sweep(overrides: list[str], n_jobs: int, work: Path) -> tuple[float, float, int]:
@@ -52,7 +61,8 @@ def _run_sweep(overrides: list[str], n_jobs: int, work: Path) -> tuple[float, fl
 
 
 def run(args: argparse.Namespace) -> None:
-    overrides = shlex.split(args.sweep)
+    sweep = STANDARD_SWEEP.format(root=args.root, epochs=args.epochs) if args.standard else args.sweep
+    overrides = shlex.split(sweep)
     counts = [int(j) for j in args.jobs.split(",")]
     walls: dict[int, list[float]] = {j: [] for j in counts}
     inside: dict[int, list[float]] = {j: [] for j in counts}

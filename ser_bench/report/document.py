@@ -12,7 +12,7 @@ from ser_bench.report.render import Table, num, pm
 from ser_bench.report.stats import REFERENCES, Group, baselines, build_groups, leakage, sections
 
 HEADERS = ["rank", "model + augmentation", "folds", "seeds", "test UA", "95% CI", "WA", "macro-F1",
-           "gap (best epoch)", "p vs #1 (t / Wilcoxon)", "min/run", "params"]
+           "gap (best epoch)", "val UA (select on this)", "p vs #1 (t / Wilcoxon)", "min/run", "params"]
 MAX_CURVES = 10
 
 
@@ -41,7 +41,8 @@ def document(client, collection: Collection, uri: str, when: str) -> tuple[str, 
         "its seeds; ± is the sample standard deviation over folds and the 95% CI a t-interval over folds. "
         "p compares test UA with rank 1 over the folds both have (two-sided paired t-test / Wilcoxon "
         "signed-rank; with 6 folds the Wilcoxon p cannot go below 0.031). gap = train minus validation "
-        "accuracy at the best-validation epoch. Settings with missing folds are listed as incomplete and "
+        "accuracy at the best-validation epoch. val UA = validation UA at that epoch (validation actors only): "
+        "choose between settings on it, never on test UA. Settings with missing folds are listed as incomplete and "
         "never ranked; the leaky random split is never ranked with actor-disjoint results.",
     ]
     return (render.markdown(title, preamble, tables), render.to_html(title, preamble, tables),
@@ -51,7 +52,7 @@ def document(client, collection: Collection, uri: str, when: str) -> tuple[str, 
 def _row(g: Group, rank: str) -> list[str]:
     return [rank, g.label, f"{len(g.folds)}/{g.expected_folds}", ",".join(g.seeds), pm(g, "test/ua"),
             render.ci(g), pm(g, "test/wa"), pm(g, "test/macro_f1"), pm(g, "best/gap_acc"),
-            render.pvalues(g) if g.rank else "–", num(g.minutes, 1), f"{g.params:,}" if g.params else "–"]
+            pm(g, "best/val_ua"), render.pvalues(g) if g.rank else "–", num(g.minutes, 1), f"{g.params:,}" if g.params else "–"]
 
 
 def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict, matrices: dict) -> Table:
@@ -62,11 +63,11 @@ def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict
     # Class totals pooled over every setting count each test set once per setting: shares are unchanged.
     n_classes = len(names) if names else 8
     for name, ua, wa in baselines(totals, n_classes):
-        rows.append(["base", name, "–", "–", num(ua), "–", num(wa), "–", "–", "–", "–", "–"])
+        rows.append(["base", name, "–", "–", num(ua), "–", num(wa), "–", "–", "–", "–", "–", "–"])
     refs = REFERENCES.get((corpus, split), [])
     for name, ua in refs:
         rows.append(["ref", f"{name} (published, measured elsewhere)", "6/6", "–", num(ua), "–", "–", "–", "–",
-                     "–", "–", "–"])
+                     "–", "–", "–", "–"])
     title = f"{corpus} · {split} (actor-disjoint)"
     table = Table(title, "Ranked by mean test UA over complete settings.", HEADERS, rows)
     shown = [g for g in members if not g.leaky]

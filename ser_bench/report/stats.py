@@ -34,7 +34,7 @@ class Group:
     per_fold: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for metric in (*METRICS, "best/gap_acc"):
+        for metric in (*METRICS, "best/gap_acc", "best/val_ua"):
             by_fold: dict[int, list[float]] = {}
             for r in self.records:
                 if metric in r.metrics:
@@ -65,6 +65,8 @@ class Group:
     def summary(self, metric: str) -> tuple[float, float, float, float]:
         """Mean, std and 95% t-interval over folds (each fold first averaged over its seeds)."""
         values = np.array(list(self.per_fold[metric].values()))
+        if not len(values):  # a metric that these runs did not log
+            return math.nan, math.nan, math.nan, math.nan
         mean = float(values.mean())
         if len(values) < 2:
             return mean, math.nan, math.nan, math.nan
