@@ -124,8 +124,8 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
     augmentation = build(cfg.augment, "augment")
     log.info("%s", augmentation)
     paths = [u.path for u in manifest]
-    waves = load_waveforms(paths, cfg.cache_dir)
     clips_key = cache_key(paths, SAMPLE_RATE)
+    waves = load_waveforms(paths, cfg.cache_dir, key=clips_key)
     copies = None
     if augmentation.offline:
         copies = offline_copies(waves, clips_key, augmentation, cfg.cache_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -35,3 +36,26 @@ def test_second_load_decodes_nothing_and_changes_invalidate(tmp_path, monkeypatc
 
     cache.load_waveforms(paths, tmp_path / "cache", sample_rate=8_000)  # another setting
     assert len(decoded) == 6
+
+
+def test_cache_key_names_files_by_their_resolved_paths(tmp_path):
+    """The key holds each file's fully resolved path: the same files reached through a linked folder,
+    a relative path or a linked file give the same key (checked against Path.resolve per file)."""
+    import hashlib
+
+    from ser_bench.data.cache import CACHE_VERSION, cache_key
+
+    real = tmp_path / "real"
+    real.mkdir()
+    files = [real / f"{i}.wav" for i in range(3)]
+    for f in files:
+        f.write_bytes(b"x" * 10)
+    (tmp_path / "linked").symlink_to(real, target_is_directory=True)
+    (tmp_path / "one.wav").symlink_to(files[1])
+    ways = [files, [tmp_path / "linked" / f.name for f in files],
+            [files[0], tmp_path / "one.wav", files[2]], [Path(os.path.relpath(f)) for f in files]]
+    expected = hashlib.sha1(f"v{CACHE_VERSION}:16000".encode())
+    for f in files:
+        st = os.stat(f)
+        expected.update(f"\n{f.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    assert {cache_key(w, 16_000) for w in ways} == {expected.hexdigest()[:16]}

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from ser_bench import train
 from ser_bench.errors import UserError
 
-from .conftest import ROOT, tiny_overrides
+from .conftest import CONF, ROOT, compose_cfg, tiny_overrides
 
 ARTIFACTS = {"config.yaml", "split.json", "curves.png", "confusion_matrix.png", "confusion_matrix.csv",
              "predictions.csv", "checkpoints"}
@@ -83,3 +83,10 @@ def test_user_errors_in_process(make_cfg, overrides, needle):
     """The same UserError path the CLI prints, without paying a subprocess start-up per case."""
     with pytest.raises(UserError, match=needle):
         train.run(make_cfg(*overrides))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONF.glob("experiment/*.yaml")))
+def test_named_experiments_compose_over_the_defaults(name):
+    base, cfg = compose_cfg([]), compose_cfg([f"experiment={name}"])
+    assert cfg.tracking.experiment != base.tracking.experiment  # each recipe logs to its own experiment
+    assert cfg.data.corpus != "synthetic"  # a recipe names the corpus it was measured on

@@ -19,7 +19,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def summary(name: str, seconds: list[float]) -> str:
-    return (f"{name:<28} median {statistics.median(seconds):8.3f} s   "
+    return (f"{name:<34} median {statistics.median(seconds):8.3f} s   "
             f"min {min(seconds):8.3f}   max {max(seconds):8.3f}   ({len(seconds)} rounds)")
 
 

@@ -64,8 +64,8 @@ def features_all(paths: list[Path], cache: Path, batch_size: int) -> float:
     from ser_bench.models.features import cached_log_mel
     from ser_bench.models.frontends import LogMel
 
-    waves = load_waveforms(paths, cache)
-    feats = cached_log_mel(LogMel(), waves, cache_key(paths, SAMPLE_RATE), cache, batch_size)
+    key = cache_key(paths, SAMPLE_RATE)
+    feats = cached_log_mel(LogMel(), load_waveforms(paths, cache, key=key), key, cache, batch_size)
     return float(sum(np.sum(f, dtype=np.float64) for f in feats))
 
 

@@ -32,15 +32,20 @@ DECODE_THREADS = min(4, os.cpu_count() or 1)
 
 def cache_key(paths: list[Path], sample_rate: int) -> str:
     h = hashlib.sha1(f"v{CACHE_VERSION}:{sample_rate}".encode())
-    for p in paths:
+    folders: dict[Path, Path] = {}
+    for p in map(Path, paths):
         st = os.stat(p)
-        h.update(f"\n{Path(p).resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+        # p.resolve(), with each folder resolved once (a corpus has few): the per-file walk was most of a warm start.
+        resolved = p.resolve() if p.is_symlink() else folders.setdefault(p.parent, p.parent.resolve()) / p.name
+        h.update(f"\n{resolved}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
 
-def load_waveforms(paths: list[Path], cache_dir: str | Path, sample_rate: int = SAMPLE_RATE) -> list[np.ndarray]:
-    """Mono waveforms at `sample_rate`, decoded once per key and memory-mapped afterwards."""
-    entry = Path(cache_dir).expanduser() / "audio" / cache_key(paths, sample_rate)
+def load_waveforms(paths: list[Path], cache_dir: str | Path, sample_rate: int = SAMPLE_RATE,
+                   key: str | None = None) -> list[np.ndarray]:
+    """Mono waveforms at `sample_rate`, decoded once per key and memory-mapped afterwards.
+    `key`: `cache_key(paths, sample_rate)` where the caller already has it."""
+    entry = Path(cache_dir).expanduser() / "audio" / (key or cache_key(paths, sample_rate))
 
     def decode() -> list[np.ndarray]:
         # Decoding (libsndfile) and resampling (torch) release the GIL: threads use every core.
