@@ -26,7 +26,9 @@ from ser_bench.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# Config keys that change where things go or how they are shown, never what is computed.
+# Config keys that change where things go or how they are shown, never what is computed; and
+# cache_log_mel, which computes the same log-mel except at each batch's longest clip's last 2 frames
+# (README: its effect on one fold, measured).
 NON_RESULT_KEYS = ("tracking", "paths", "cache_dir", "cache_log_mel", "hydra", "resume")
 # Options added after runs were logged, with the value those runs had: left out of the config hash
 # at that value, so older runs keep their hash (resume matches them), and read as that value by the report.

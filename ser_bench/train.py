@@ -138,7 +138,8 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
     augmentation.attach(net)
     frontend = getattr(net, "frontend", None)
     if cfg.get("cache_log_mel", True) and isinstance(frontend, LogMel) and not augmentation.online:
-        max_frames = int(frontend.frame_lengths(torch.tensor(datamodule.max_samples))) if datamodule.max_samples else None
+        max_samples = datamodule.max_samples
+        max_frames = int(frontend.frame_lengths(torch.tensor(max_samples))) if max_samples else None
         datamodule.use_features(cached_log_mel(frontend, datamodule.waves, clips_key, cfg.cache_dir), max_frames)
         frontend.precomputed = True
     if cfg.model.get("cache_features") and getattr(net, "mode", None) == "frozen":

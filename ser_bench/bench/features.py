@@ -90,7 +90,9 @@ def stages(paths: list[Path], cache: Path, batch_size: int) -> dict[str, float]:
     waves = load_waveforms(paths, cache)
     order = np.argsort([len(w) for w in waves])
     batches = [pad([waves[i] for i in order[k:k + batch_size]]) for k in range(0, len(waves), batch_size)]
-    frontend, window = LogMel(), torch.hann_window(400)
+    frontend = LogMel()
+    mel = frontend.mel
+    window = torch.hann_window(mel.win_length)
     with torch.inference_mode():
         start = time.perf_counter()
         for wave, lengths in batches:
@@ -98,7 +100,7 @@ def stages(paths: list[Path], cache: Path, batch_size: int) -> dict[str, float]:
         out["log-mel (STFT, power, mel, log)"] = time.perf_counter() - start
         start = time.perf_counter()
         for wave, _ in batches:
-            torch.stft(wave, 512, 160, 400, window, return_complex=True)
+            torch.stft(wave, mel.n_fft, mel.hop_length, mel.win_length, window, return_complex=True)
         out["  of which the STFT alone"] = time.perf_counter() - start
     return out
 
@@ -120,7 +122,6 @@ def run(args: argparse.Namespace) -> None:
         import librosa  # noqa: F401 - checked before any timing
     except ImportError:
         raise SystemExit("bench features needs librosa: pip install -e '.[bench]'") from None
-    from ser_bench.data.cache import load_waveforms
     from ser_bench.models.frontends import LogMel
 
     work = Path(tempfile.mkdtemp(prefix="ser_bench_features_"))

@@ -49,9 +49,9 @@ def cached_log_mel(frontend, waves: list[np.ndarray], clips_key: str, cache_dir:
             for start in tqdm(range(0, len(waves), batch_size), desc="log-mel features", unit="batch",
                               mininterval=1.0):
                 rows = order[start:start + batch_size]
-                batch, lengths = pad([np.concatenate([w, np.zeros(tail, np.float32)]) for w in (waves[r] for r in rows)])
-                feats, _ = frontend.raw(batch, lengths - tail)
-                for r, f, n in zip(rows, feats, frontend.frame_lengths(lengths - tail).tolist()):
+                batch, lengths = pad([np.concatenate([waves[r], np.zeros(tail, np.float32)]) for r in rows])
+                feats, frames = frontend.raw(batch, lengths - tail)
+                for r, f, n in zip(rows, feats, frames.tolist()):
                     out[r] = f[:, :n].T.contiguous().numpy().ravel()
         return out
 

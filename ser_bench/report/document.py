@@ -52,7 +52,8 @@ def document(client, collection: Collection, uri: str, when: str) -> tuple[str, 
 def _row(g: Group, rank: str) -> list[str]:
     return [rank, g.label, f"{len(g.folds)}/{g.expected_folds}", ",".join(g.seeds), pm(g, "test/ua"),
             render.ci(g), pm(g, "test/wa"), pm(g, "test/macro_f1"), pm(g, "best/gap_acc"),
-            pm(g, "best/val_ua"), render.pvalues(g) if g.rank else "–", num(g.minutes, 1), f"{g.params:,}" if g.params else "–"]
+            pm(g, "best/val_ua"), render.pvalues(g) if g.rank else "–", num(g.minutes, 1),
+            f"{g.params:,}" if g.params else "–"]
 
 
 def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict, matrices: dict) -> Table:

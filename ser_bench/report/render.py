@@ -9,7 +9,7 @@ import io
 import math
 from dataclasses import dataclass, field
 
-from ser_bench.report.stats import METRICS, Group
+from ser_bench.report.stats import SUMMARISED, Group
 
 
 @dataclass
@@ -76,11 +76,11 @@ def to_html(title: str, preamble: list[str], tables: list[Table]) -> str:
 def to_csv(groups: list[Group]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    stats = [f"{m}_{s}" for m in (*METRICS, "best/gap_acc", "best/val_ua") for s in ("mean", "std", "ci_low", "ci_high")]
+    stats = [f"{m}_{s}" for m in SUMMARISED for s in ("mean", "std", "ci_low", "ci_high")]
     writer.writerow(["corpus", "split", "model", "augment", "settings", "complete", "leaky", "rank", "folds", "seeds",
                      "runs", *stats, "p_ttest_vs_leader", "p_wilcoxon_vs_leader", "minutes_per_run", "params"])
     for g in groups:
-        values = [num(v, 4) for m in (*METRICS, "best/gap_acc", "best/val_ua") for v in g.summary(m)]
+        values = [num(v, 4) for m in SUMMARISED for v in g.summary(m)]
         writer.writerow([g.corpus, g.split, g.model, g.augment, " ".join(f"{k}={v}" for k, v in g.settings.items()),
                          g.complete, g.leaky, g.rank or "", " ".join(map(str, g.folds)), " ".join(g.seeds),
                          len(g.records), *values, num(g.p_ttest, 4) if g.p_ttest is not None else "",

@@ -12,6 +12,8 @@ from scipy import stats as st
 from ser_bench.report.collect import Record, base_key
 
 METRICS = ("test/ua", "test/wa", "test/macro_f1")
+# Summarised per setting over folds: the test metrics, the best-epoch gap and the validation UA to select on.
+SUMMARISED = (*METRICS, "best/gap_acc", "best/val_ua")
 # Published figures on RAVDESS, 8 classes, EmoBox's 6 actor-disjoint folds (measured elsewhere).
 REFERENCES = {("ravdess", "emobox"): [("EmoBox: frozen wav2vec2-base + head", 0.5433),
                                       ("EmoBox: frozen WavLM-base + head", 0.6156),
@@ -34,7 +36,7 @@ class Group:
     per_fold: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for metric in (*METRICS, "best/gap_acc", "best/val_ua"):
+        for metric in SUMMARISED:
             by_fold: dict[int, list[float]] = {}
             for r in self.records:
                 if metric in r.metrics:
