@@ -32,12 +32,9 @@ DECODE_THREADS = min(4, os.cpu_count() or 1)
 
 def cache_key(paths: list[Path], sample_rate: int) -> str:
     h = hashlib.sha1(f"v{CACHE_VERSION}:{sample_rate}".encode())
-    folders: dict[Path, Path] = {}
-    for p in map(Path, paths):
+    for p in paths:
         st = os.stat(p)
-        # p.resolve(), with each folder resolved once (a corpus has few): the per-file walk was most of a warm start.
-        resolved = p.resolve() if p.is_symlink() else folders.setdefault(p.parent, p.parent.resolve()) / p.name
-        h.update(f"\n{resolved}|{st.st_size}|{st.st_mtime_ns}".encode())
+        h.update(f"\n{Path(p).resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
 
