@@ -170,3 +170,47 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert report(uri, out) == 2
     _error(capsys, "1 missing tags or metrics")
     assert not out.exists()
+
+
+def _predictions_csv(utts, truth, probs) -> str:
+    header = ["utt_id", "actor", "true", "pred", *(f"p_{c}" for c in EMOTIONS)]
+    rows = [[u, "1", EMOTIONS[t], EMOTIONS[int(p.argmax())], *map(str, p)] for u, t, p in zip(utts, truth, probs)]
+    return "\n".join(",".join(r) for r in [header, *rows]) + "\n"
+
+
+def test_seed_ensembles_average_probabilities_per_fold(tmp_path):
+    """Three seeds of one setting: per fold, the probabilities are averaged clip by clip and scored;
+    a setting with one seed, or one whose member lacks predictions, gets no ensemble row."""
+    uri, client, exp = empty_store(tmp_path)
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(8), 3)  # 24 clips, 3 per class
+    utts = [f"f{i:02d}" for i in range(len(truth))]
+    expected = []
+    for fold in range(6):
+        probs = []
+        for seed in range(3):
+            p = rng.dirichlet(np.ones(8), size=len(truth))
+            p[np.arange(len(truth)), truth] += rng.uniform(0, 0.5, len(truth))  # better than chance, not perfect
+            probs.append(p / p.sum(1, keepdims=True))
+            alone = probs[-1].argmax(1)
+            rid = add_run(client, exp, "cnn1d", fold, float(np.mean([(alone[truth == c] == c).mean() for c in range(8)])),
+                          extra_tags={"seed": str(seed)})
+            client.log_text(rid, _predictions_csv(utts, truth, probs[-1]), "predictions.csv")
+        pred = np.mean(probs, axis=0).argmax(1)
+        expected.append(np.mean([(pred[truth == c] == c).mean() for c in range(8)]))  # UA by hand
+        add_run(client, exp, "cnn2d", fold, GOOD[fold])  # one seed: no ensemble
+        for seed in range(2):  # two seeds, but fold 3's second member logged no predictions
+            rid = add_run(client, exp, "cnn1d", fold, WEAK[fold], augment="all", extra_tags={"seed": str(seed)})
+            if (fold, seed) != (3, 1):
+                client.log_text(rid, _predictions_csv(utts, truth, probs[seed]), "predictions.csv")
+
+    md = leaderboard(uri, tmp_path)
+    table = md.split("emobox: seed ensembles")[1]
+    row = next(line for line in table.splitlines() if line.startswith("| cnn1d + none"))
+    assert row.startswith(f"| cnn1d + none | 6/6 | 0,1,2 | {np.mean(expected):.3f} ± {np.std(expected, ddof=1):.3f}")
+    assert "cnn2d" not in table and "cnn1d + all" not in table
+    rows = {(r["model"], r["augment"]): r
+            for r in csv.DictReader(io.StringIO((tmp_path / "rep" / "leaderboard.csv").read_text()))}
+    assert float(rows[("cnn1d", "none")]["ensemble_test/ua_mean"]) == pytest.approx(np.mean(expected), abs=1e-4)
+    assert rows[("cnn1d", "none")]["ensemble_seeds"] == "0 1 2"
+    assert rows[("cnn2d", "none")]["ensemble_seeds"] == "" and rows[("cnn1d", "all")]["ensemble_seeds"] == ""

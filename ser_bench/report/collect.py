@@ -113,12 +113,19 @@ def _param(r: Record, key: str) -> str | None:
     return r.params.get(key, DEFAULT_WHEN_ABSENT.get(key))
 
 
-def confusion(client: MlflowClient, run_id: str) -> tuple[list[str], np.ndarray] | None:
-    """The run's confusion matrix (rows true, columns predicted) from its confusion_matrix.csv."""
+def artifact(client: MlflowClient, run_id: str, name: str) -> str | None:
+    """A local copy of one of the run's artifacts, or None where it cannot be read."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar (ours) for all runs
     try:
-        text = client.download_artifacts(run_id, "confusion_matrix.csv")
-    except Exception:  # noqa: BLE001 - an artifact that cannot be read only leaves a plot out
+        return client.download_artifacts(run_id, name)
+    except Exception:  # noqa: BLE001 - an artifact that cannot be read only leaves a plot or a row out
+        return None
+
+
+def confusion(client: MlflowClient, run_id: str) -> tuple[list[str], np.ndarray] | None:
+    """The run's confusion matrix (rows true, columns predicted) from its confusion_matrix.csv."""
+    text = artifact(client, run_id, "confusion_matrix.csv")
+    if text is None:
         return None
     with open(text, newline="") as f:
         rows = list(csv.reader(f))

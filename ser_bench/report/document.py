@@ -7,7 +7,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ser_bench.report import figures, render
-from ser_bench.report.collect import Collection, confusion, curves
+from ser_bench.report.collect import Collection, artifact, confusion, curves
+from ser_bench.report.ensemble import Ensemble, seed_ensembles
 from ser_bench.report.render import Table, num, pm
 from ser_bench.report.stats import REFERENCES, Group, baselines, build_groups, leakage, sections
 
@@ -26,12 +27,15 @@ def document(client, collection: Collection, uri: str, when: str) -> tuple[str, 
         if (m := confusion(client, r.run_id)) is not None:
             matrices[r.run_id] = m
     leaky_pairs = {id(a): b for a, b in leakage(groups)}
+    ensembles = seed_ensembles(groups, lambda run_id: artifact(client, run_id, "predictions.csv"))
     tables = []
     for (corpus, split), members in by_section.items():
         if all(g.leaky for g in members):
             tables.append(_leaky_table(corpus, split, members, leaky_pairs))
         else:
             tables.append(_ranked_table(corpus, split, members, histories, matrices))
+            if own := [e for e in ensembles if any(e.group is g for g in members)]:
+                tables.append(_ensemble_table(corpus, split, own))
     excluded = ", ".join(f"{n} {why}" for why, n in sorted(collection.excluded.items())) or "none"
     title = f"Leaderboard: {', '.join(collection.experiments)}"
     preamble = [
@@ -46,7 +50,7 @@ def document(client, collection: Collection, uri: str, when: str) -> tuple[str, 
         "never ranked; the leaky random split is never ranked with actor-disjoint results.",
     ]
     return (render.markdown(title, preamble, tables), render.to_html(title, preamble, tables),
-            render.to_csv(groups))
+            render.to_csv(groups, ensembles))
 
 
 def _row(g: Group, rank: str) -> list[str]:
@@ -85,6 +89,20 @@ def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict
     table.figures.append((f"{title}: recall per emotion (confusion matrices summed over each setting's runs)",
                           render.png(figures.recall(shown, matrices, "recall per emotion"))))
     return table
+
+
+def _ensemble_table(corpus: str, split: str, ensembles: list[Ensemble]) -> Table:
+    headers = ["model + augmentation", "folds", "seeds (one training each)", "ensemble test UA", "WA", "macro-F1",
+               "members' test UA", "gain (UA)", "members' val UA (select on this)"]
+    rows = []
+    for e in sorted(ensembles, key=lambda e: -e.summary("test/ua")[0]):
+        rows.append([e.group.label, f"{len(e.members)}/{e.group.expected_folds}", ",".join(e.seeds),
+                     *(render.mean_std(*e.summary(m)) for m in ("test/ua", "test/wa", "test/macro_f1")),
+                     num(e.members_ua), f"{e.summary('test/ua')[0] - e.members_ua:+.3f}", pm(e.group, "best/val_ua")])
+    note = ("ENSEMBLES, not single models: per fold, the class probabilities of the setting's seeds (each run's "
+            "best-validation checkpoint) are averaged clip by clip and scored. members' test UA = the same seeds "
+            "scored alone, averaged. Not ranked with single models.")
+    return Table(f"{corpus} · {split}: seed ensembles", note, headers, rows)
 
 
 def _leaky_table(corpus: str, split: str, members: list[Group], pairs: dict) -> Table:

@@ -9,7 +9,8 @@ import io
 import math
 from dataclasses import dataclass, field
 
-from ser_bench.report.stats import SUMMARISED, Group
+from ser_bench.report.ensemble import Ensemble
+from ser_bench.report.stats import METRICS, SUMMARISED, Group
 
 
 @dataclass
@@ -25,9 +26,12 @@ def num(x: float | None, digits: int = 3) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def pm(g: Group, metric: str) -> str:
-    mean, std, _, _ = g.summary(metric)
+def mean_std(mean: float, std: float) -> str:
     return f"{num(mean)} ± {num(std)}" if not math.isnan(std) else num(mean)
+
+
+def pm(g: Group, metric: str) -> str:
+    return mean_std(*g.summary(metric)[:2])
 
 
 def ci(g: Group) -> str:
@@ -73,19 +77,26 @@ def to_html(title: str, preamble: list[str], tables: list[Table]) -> str:
     return "\n".join(parts)
 
 
-def to_csv(groups: list[Group]) -> str:
+def to_csv(groups: list[Group], ensembles: list[Ensemble] = ()) -> str:
+    """One row per setting; a setting with a seed ensemble also gets the ensemble's figures."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     stats = [f"{m}_{s}" for m in SUMMARISED for s in ("mean", "std", "ci_low", "ci_high")]
+    ensemble_stats = [f"ensemble_{m}_{s}" for m in METRICS for s in ("mean", "std")]
     writer.writerow(["corpus", "split", "model", "augment", "settings", "complete", "leaky", "rank", "folds", "seeds",
-                     "runs", *stats, "p_ttest_vs_leader", "p_wilcoxon_vs_leader", "minutes_per_run", "params"])
+                     "runs", *stats, "p_ttest_vs_leader", "p_wilcoxon_vs_leader", "minutes_per_run", "params",
+                     "ensemble_seeds", *ensemble_stats])
+    by_group = {id(e.group): e for e in ensembles}
     for g in groups:
         values = [num(v, 4) for m in SUMMARISED for v in g.summary(m)]
+        e = by_group.get(id(g))
+        ensemble = [" ".join(e.seeds), *(num(v, 4) for m in METRICS for v in e.summary(m))] if e else \
+            [""] * (1 + len(ensemble_stats))
         writer.writerow([g.corpus, g.split, g.model, g.augment, " ".join(f"{k}={v}" for k, v in g.settings.items()),
                          g.complete, g.leaky, g.rank or "", " ".join(map(str, g.folds)), " ".join(g.seeds),
                          len(g.records), *values, num(g.p_ttest, 4) if g.p_ttest is not None else "",
                          num(g.p_wilcoxon, 4) if g.p_wilcoxon is not None else "", num(g.minutes, 2),
-                         g.params or ""])
+                         g.params or "", *ensemble])
     return buf.getvalue()
 
 
