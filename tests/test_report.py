@@ -193,8 +193,8 @@ def test_seed_ensembles_average_probabilities_per_fold(tmp_path):
             p[np.arange(len(truth)), truth] += rng.uniform(0, 0.5, len(truth))  # better than chance, not perfect
             probs.append(p / p.sum(1, keepdims=True))
             alone = probs[-1].argmax(1)
-            rid = add_run(client, exp, "cnn1d", fold, float(np.mean([(alone[truth == c] == c).mean() for c in range(8)])),
-                          extra_tags={"seed": str(seed)})
+            ua = float(np.mean([(alone[truth == c] == c).mean() for c in range(8)]))
+            rid = add_run(client, exp, "cnn1d", fold, ua, extra_tags={"seed": str(seed)})
             client.log_text(rid, _predictions_csv(utts, truth, probs[-1]), "predictions.csv")
         pred = np.mean(probs, axis=0).argmax(1)
         expected.append(np.mean([(pred[truth == c] == c).mean() for c in range(8)]))  # UA by hand

@@ -2,8 +2,9 @@
 2 parallel jobs (joblib launcher), alternating; wall time, and how much of it the MLflow runs cover.
 
 Each side gets its own temporary store and sweep folder, and `resume=false`, so nothing is skipped.
-An untimed one-epoch sweep first fills the caches (corpus, decoded audio, augmented copies) that
-every later sweep shares, so neither side pays for them.
+An untimed warm-up sweep first fills the caches (corpus, decoded audio, augmented copies, log-mel)
+that every later sweep shares, so neither side pays for them; it trains, validates and tests on one
+batch each, since the caches are made before training starts.
 Everything outside the runs (interpreter and library start-up, corpus and cache loading before a
 run opens, the sweep's own bookkeeping) is the difference between wall time x jobs and the runs' sum.
 """
@@ -27,6 +28,9 @@ DEFAULT_SWEEP = ("model=cnn1d augment=none,all split.fold=0,1 trainer.max_epochs
 # The standard study on real RAVDESS (--standard): both CNNs x no / all augmentation x the 6 folds.
 STANDARD_SWEEP = ("data=ravdess data.root={root} model=cnn1d,cnn2d augment=none,all 'split.fold=range(6)' "
                   "trainer.max_epochs={epochs} early_stopping.patience=0 trainer.enable_progress_bar=false")
+
+WARM_UP = ("trainer.max_epochs=1", "++trainer.limit_train_batches=1", "++trainer.limit_val_batches=1",
+           "++trainer.limit_test_batches=1")
 
 HELP = "a sweep with 1 vs 2 parallel jobs: wall time and what the runs cover"
 
@@ -68,8 +72,8 @@ def run(args: argparse.Namespace) -> None:
     inside: dict[int, list[float]] = {j: [] for j in counts}
     print(f"sweep: {' '.join(overrides)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ser_bench_sweep_") as work:
-        warm, _, _ = _run_sweep([*overrides, "trainer.max_epochs=1"], 1, Path(work))
-    print(f"  warm-up (1 epoch, untimed for the comparison): {warm:.1f} s", flush=True)
+        warm, _, _ = _run_sweep([*overrides, *WARM_UP], 1, Path(work))
+    print(f"  warm-up (caches, one batch per stage; untimed for the comparison): {warm:.1f} s", flush=True)
     for _ in range(args.rounds):
         for n_jobs in counts:
             with tempfile.TemporaryDirectory(prefix="ser_bench_sweep_") as work:
