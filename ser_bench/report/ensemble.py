@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
+from ser_bench.report.collect import Record
 from ser_bench.report.stats import METRICS, Group
 
 
@@ -67,7 +68,7 @@ def seed_ensembles(groups: list[Group], fetch) -> list[Ensemble]:
     for g in groups:
         if not g.complete or g.leaky:
             continue
-        by_fold: dict[int, dict[str, object]] = {}
+        by_fold: dict[int, dict[str, Record]] = {}
         for r in g.records:
             by_fold.setdefault(r.fold, {}).setdefault(r.seed, r)  # a seed run twice on a fold: its first record
         seeds = sorted(set.intersection(*(set(runs) for runs in by_fold.values())), key=lambda s: (len(s), s))
