@@ -15,6 +15,7 @@ tracking cost.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -47,6 +48,11 @@ def _cfg(model: str, args: argparse.Namespace, work: Path, *extra: str):
     overrides += extra
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
+
+
+def _empty_outputs(cfg) -> None:
+    """Each timed run starts with an empty output folder, as a new run's own folder would be."""
+    shutil.rmtree(cfg.paths.output_dir, ignore_errors=True)
 
 
 def bare(cfg) -> float:
@@ -104,7 +110,9 @@ def run(args: argparse.Namespace) -> None:
             bare(cfg)
             ours, ours_uncached, theirs = [], [], []
             for _ in range(args.rounds):
+                _empty_outputs(cfg)
                 ours.append(timed(lambda c=cfg: train.run(c)))
+                _empty_outputs(uncached)
                 ours_uncached.append(timed(lambda c=uncached: train.run(c)))
                 theirs.append(timed(lambda c=cfg: bare(c)))
             print(f"{model}, {args.data} emobox fold {args.fold}, one epoch (train + validation + test), "
