@@ -11,14 +11,13 @@ as many trainings as it has seeds; the report says so by listing them.
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from ser_bench.report.collect import Record
-from ser_bench.report.stats import METRICS, Group
+from ser_bench.report.stats import METRICS, Group, fold_summary
 
 
 @dataclass
@@ -30,8 +29,7 @@ class Ensemble:
 
     def summary(self, metric: str) -> tuple[float, float]:
         """Mean and sample std over folds of the ensemble's `metric`."""
-        values = np.array(list(self.per_fold[metric].values()))
-        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        return fold_summary(self.per_fold[metric])[:2]
 
     @property
     def members_ua(self) -> float:

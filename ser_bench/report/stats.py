@@ -66,15 +66,7 @@ class Group:
 
     def summary(self, metric: str) -> tuple[float, float, float, float]:
         """Mean, std and 95% t-interval over folds (each fold first averaged over its seeds)."""
-        values = np.array(list(self.per_fold[metric].values()))
-        if not len(values):  # a metric that these runs did not log
-            return math.nan, math.nan, math.nan, math.nan
-        mean = float(values.mean())
-        if len(values) < 2:
-            return mean, math.nan, math.nan, math.nan
-        std = float(values.std(ddof=1))
-        half = float(st.t.ppf(0.975, len(values) - 1)) * std / math.sqrt(len(values))
-        return mean, std, mean - half, mean + half
+        return fold_summary(self.per_fold[metric])
 
     @property
     def minutes(self) -> float:
@@ -84,6 +76,19 @@ class Group:
     def params(self) -> int | None:
         counts = [int(r.metrics["params"]) for r in self.records if "params" in r.metrics]
         return counts[0] if counts else None
+
+
+def fold_summary(per_fold: dict[int, float]) -> tuple[float, float, float, float]:
+    """Mean, sample std and 95% t-interval of one value per fold; nan where there are too few folds."""
+    values = np.array(list(per_fold.values()))
+    if not len(values):  # a metric that these runs did not log
+        return math.nan, math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan, math.nan
+    std = float(values.std(ddof=1))
+    half = float(st.t.ppf(0.975, len(values) - 1)) * std / math.sqrt(len(values))
+    return mean, std, mean - half, mean + half
 
 
 def expected_folds(r: Record) -> int:
