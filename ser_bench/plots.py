@@ -1,7 +1,8 @@
 """Figures for runs and reports (matplotlib, no display needed).
 
-Layouts are computed when a figure is saved (`layout="tight"`): one draw per figure, which matters
-when every run saves two.
+Every run saves two figures (curves, confusion), so they have fixed margins, sized for the
+longest class name: a layout engine would draw each figure twice, once to measure it (about 0.1 s
+per figure here, a third of its cost). The once-per-sweep figure keeps `layout="tight"`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 def curves(history: list[dict], best_epoch: int | None = None) -> Figure:
     """Train vs validation accuracy and loss per epoch: the overfitting picture of one run."""
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.8), layout="tight")
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.13, top=0.92, wspace=0.15)
     epochs = [h["epoch"] for h in history]
     for ax, key, title in ((ax_acc, "acc", "accuracy"), (ax_loss, "loss", "loss")):
         ax.plot(epochs, [h[f"train/{key}"] for h in history], "o-", ms=3, label="train")
@@ -72,7 +74,12 @@ def sweep_curves(curves: dict) -> Figure:
 def confusion(matrix: np.ndarray, class_names: list[str]) -> Figure:
     """Counts, coloured by row-normalised recall."""
     recall = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.2, 5.4), layout="tight")
+    # Margins in inches: the tick labels' room grows with the longest class name (10 pt text).
+    label = 0.075 * max(map(len, class_names))
+    left, bottom, side, right, top = 0.45 + label, 0.5 + 0.71 * label, 4.2, 1.0, 0.15
+    width, height = left + side + right, bottom + side + top
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
     im = ax.imshow(recall, cmap="Blues", vmin=0, vmax=1)
     n = len(class_names)
     ax.set_xticks(range(n), class_names, rotation=45, ha="right")
@@ -83,7 +90,8 @@ def confusion(matrix: np.ndarray, class_names: list[str]) -> Figure:
                     color="white" if recall[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    fig.colorbar(im, ax=ax, fraction=0.046, label="recall")
+    fig.colorbar(im, cax=fig.add_axes(((left + side + 0.12) / width, bottom / height, 0.18 / width, side / height)),
+                 label="recall")
     return fig
 
 
