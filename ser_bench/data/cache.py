@@ -27,7 +27,7 @@ from ser_bench.data.audio import SAMPLE_RATE, read_audio
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: files not at 16 kHz are resampled with soxr (was torchaudio)
 DECODE_THREADS = min(4, os.cpu_count() or 1)
 
 
