@@ -3,18 +3,29 @@ confusion matrix and per-emotion recall. Each returns a matplotlib Figure."""
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from ser_bench.plots import Figure, epoch_means, plt
 from ser_bench.report.stats import Group
 
+LABEL_WIDTH = 60  # characters per line of a setting's label (a label lists every override it has)
+
+
+def wrap(label: str) -> str:
+    return textwrap.fill(label, LABEL_WIDTH, break_on_hyphens=False)
+
+
+def _lines(labels: list[str]) -> int:
+    return sum(label.count("\n") + 1 for label in labels)
+
 
 def bars(groups: list[Group], references: list[tuple[str, float]], title: str, n_classes: int = 8) -> Figure:
-    fig, ax = plt.subplots(figsize=(8.5, 0.45 * (len(groups) + len(references)) + 1.4))
     labels, means, errs, colours = [], [], [], []
     for g in groups:
         mean, _, lo, hi = g.summary("test/ua")
-        labels.append(g.label + ("" if g.complete else f"  [incomplete: folds {g.folds}]"))
+        labels.append(wrap(g.label + ("" if g.complete else f"  [incomplete: folds {g.folds}]")))
         means.append(mean)
         errs.append([mean - lo, hi - mean] if np.isfinite(lo) else [0, 0])
         colours.append("C0" if g.complete else "0.7")
@@ -23,6 +34,7 @@ def bars(groups: list[Group], references: list[tuple[str, float]], title: str, n
         means.append(ua)
         errs.append([0, 0])
         colours.append("C2")
+    fig, ax = plt.subplots(figsize=(11, 0.13 * _lines(labels) + 0.25 * len(labels) + 1.4))
     y = np.arange(len(labels))[::-1]
     ax.barh(y, means, xerr=np.array(errs).T if errs else None, color=colours, capsize=3)
     ax.set_yticks(y, labels, fontsize=8)
@@ -43,13 +55,13 @@ def curves(groups: list[Group], histories: dict[str, dict[str, dict[int, float]]
             means = epoch_means([histories.get(r.run_id, {}).get(key, {}) for r in g.records])
             if means:
                 ax.plot(list(means), list(means.values()), style, color=f"C{i % 10}", lw=1.5,
-                        label=g.label if key == "val/acc" else None)
+                        label=wrap(g.label) if key == "val/acc" else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (mean over runs)")
     ax.set_ylim(0, 1)
     ax.set_title(title + ": train (dashed) vs validation (solid)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot: labels are long
     fig.tight_layout()
     return fig
 
@@ -72,8 +84,8 @@ def recall(groups: list[Group], matrices: dict[str, tuple[list[str], np.ndarray]
         names = mats[0][0]
         total = sum(m for _, m in mats)
         rows.append(np.diag(total) / np.maximum(total.sum(axis=1), 1))
-        labels.append(g.label)
-    fig, ax = plt.subplots(figsize=(8.5, 0.4 * len(rows) + 1.8))
+        labels.append(wrap(g.label))
+    fig, ax = plt.subplots(figsize=(11, 0.13 * _lines(labels) + 0.25 * len(rows) + 1.8))
     if rows:
         im = ax.imshow(np.array(rows), cmap="Blues", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
