@@ -100,16 +100,17 @@ def _mark_settings(records: list[Record]) -> None:
         cells.setdefault(base_key(r), []).append(r)
     for runs in cells.values():
         keys = {k for r in runs for k in r.params if not k.startswith(NOT_SETTINGS)}
-        swept = sorted(k for k in keys if len({_param(r, k) for r in runs if _param(r, k) is not None}) > 1)
+        swept = sorted(k for k in keys if len({param(r, k) for r in runs if param(r, k) is not None}) > 1)
         for r in runs:
-            r.settings = {k: _param(r, k) or "-" for k in swept}
+            r.settings = {k: param(r, k) or "-" for k in swept}
 
 
 # Options added after runs were logged: a run without the param ran with this value.
 DEFAULT_WHEN_ABSENT = {"model.init_from": "None", **{k: str(v) for k, v in ADDED_OPTIONS.items()}}
 
 
-def _param(r: Record, key: str) -> str | None:
+def param(r: Record, key: str) -> str | None:
+    """A run's value of a param; for an option added after the run was logged, the value it ran with."""
     return r.params.get(key, DEFAULT_WHEN_ABSENT.get(key))
 
 

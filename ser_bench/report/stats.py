@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as st
 
-from ser_bench.report.collect import Record, base_key
+from ser_bench.report.collect import Record, base_key, param
 
 METRICS = ("test/ua", "test/wa", "test/macro_f1")
 # Summarised per setting over folds: the test metrics, the best-epoch gap and the validation UA to select on.
@@ -140,15 +140,25 @@ def paired_test(leader: Group, other: Group, metric: str = "test/ua") -> tuple[f
 
 
 def leakage(groups: list[Group]) -> list[tuple[Group, Group]]:
-    """(random-split group, actor-disjoint group) pairs of one corpus, model, augmentation and settings;
-    the actor-disjoint side is `emobox` where there is one."""
-    def same(g: Group) -> tuple:
-        return g.corpus, g.model, g.augment, tuple(g.settings.items())
+    """(random-split group, actor-disjoint group) pairs of one corpus, model and augmentation whose runs
+    agree on every setting that either side's table varies, split options aside (a random split has no
+    validation actors); among several, `emobox` first, then the one with the most runs."""
+    def value(g: Group, key: str) -> str:
+        return g.settings.get(key) or param(g.records[0], key) or "-"
 
-    honest: dict[tuple, Group] = {}
-    for g in sorted((g for g in groups if not g.leaky), key=lambda g: g.split != "emobox"):
-        honest.setdefault(same(g), g)
-    return [(g, honest[same(g)]) for g in groups if g.leaky and same(g) in honest]
+    def agree(leaky: Group, honest: Group) -> bool:
+        keys = {k for k in (*leaky.settings, *honest.settings) if not k.startswith("split.")}
+        return all(value(leaky, k) == value(honest, k) for k in keys)
+
+    honest = sorted((g for g in groups if not g.leaky), key=lambda g: (g.split != "emobox", -len(g.records)))
+    pairs = []
+    for g in groups:
+        if g.leaky:
+            match = next((h for h in honest if (h.corpus, h.model, h.augment) == (g.corpus, g.model, g.augment)
+                          and agree(g, h)), None)
+            if match is not None:
+                pairs.append((g, match))
+    return pairs
 
 
 def baselines(class_totals: np.ndarray | None, n_classes: int) -> list[tuple[str, float, float]]:
