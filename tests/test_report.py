@@ -80,7 +80,7 @@ def test_leakage_pairs_the_random_split_with_the_same_settings(tmp_path):
         add_run(client, exp, "cnn1d", fold, WEAK[fold], **{"trainer.max_epochs": 12, "split.n_val_actors": 2})
         add_run(client, exp, "cnn1d", fold, GOOD[fold], **{"trainer.max_epochs": 30, "split.n_val_actors": 4})
         add_run(client, exp, "cnn1d", fold, 0.80, split="random", **{"trainer.max_epochs": 30})
-    assert main(["--tracking-uri", uri, "--experiment", "study", "--out", str(tmp_path / "rep"), "--no-log"]) == 0
+    assert report(uri, tmp_path / "rep", "--no-log") == 0
     leaky = (tmp_path / "rep" / "leaderboard.md").read_text().split("random (LEAKY, not ranked)")[1]
     assert f"{0.80 - np.mean(GOOD):+.3f}" in leaky and f"{0.80 - np.mean(WEAK):+.3f}" not in leaky
 

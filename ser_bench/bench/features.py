@@ -74,8 +74,8 @@ def stages(paths: list[Path], cache: Path, batch_size: int) -> dict[str, float]:
     file decode, 48 -> 16 kHz resampling (as `read_audio` does it), log-mel on length-sorted batches,
     and the STFT alone."""
     import soundfile as sf
-    import soxr
 
+    from ser_bench.data.audio import resample
     from ser_bench.data.cache import load_waveforms
     from ser_bench.data.datamodule import pad
     from ser_bench.models.frontends import LogMel
@@ -86,7 +86,7 @@ def stages(paths: list[Path], cache: Path, batch_size: int) -> dict[str, float]:
     out["decode (soundfile)"] = time.perf_counter() - start
     start = time.perf_counter()
     for wave in raw:
-        soxr.resample(wave, 48_000, 16_000, quality="HQ")
+        resample(wave, 48_000, 16_000)
     out["resample 48 -> 16 kHz (soxr)"] = time.perf_counter() - start
     waves = load_waveforms(paths, cache)
     order = np.argsort([len(w) for w in waves])

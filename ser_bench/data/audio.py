@@ -35,6 +35,11 @@ def _riff_truncated(path: Path) -> bool:
     return path.stat().st_size < declared + 8
 
 
+def resample(wave: np.ndarray, orig: int, new: int) -> np.ndarray:
+    """`wave` from `orig` to `new` Hz with libsoxr's high-quality mode."""
+    return soxr.resample(np.ascontiguousarray(wave), orig, new, quality="HQ")
+
+
 def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Mono float32 waveform of `path` at `sample_rate`; a corrupt or truncated file is a UserError."""
     if _riff_truncated(path):
@@ -53,5 +58,5 @@ def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise UserError(f"audio file {path} holds no samples; replace or remove the file")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if sr != sample_rate:
-        mono = soxr.resample(np.ascontiguousarray(mono), sr, sample_rate, quality="HQ")
+        mono = resample(mono, sr, sample_rate)
     return np.ascontiguousarray(mono, dtype=np.float32)
