@@ -136,6 +136,29 @@ def test_a_swept_setting_makes_its_own_rows(tmp_path):
     assert "| 1 | cnn1d + none (model.optim.lr=0.003)" in md and "| 2 | cnn1d + none (model.optim.lr=0.001)" in md
 
 
+def test_val_ua_is_marked_where_rows_validated_on_different_actors(tmp_path):
+    """Validation UA on 2 actors per fold and on 4 is not one scale: the rows say which actors they used."""
+    uri, client, exp = empty_store(tmp_path)
+    for fold in range(6):
+        two, four = f"{fold + 5} {fold + 6}", f"{fold + 5} {fold + 6} {fold + 11} {fold + 12}"
+        add_run(client, exp, "cnn1d", fold, WEAK[fold], extra_tags={"actors.val": two}, **{"split.n_val_actors": 2})
+        add_run(client, exp, "cnn1d", fold, GOOD[fold], extra_tags={"actors.val": four}, **{"split.n_val_actors": 4})
+        add_run(client, exp, "cnn2d", fold, GOOD[fold] - 0.01, extra_tags={"actors.val": two})
+    md = leaderboard(uri, tmp_path)
+    rows = {line.split(" | ")[1]: line for line in md.splitlines() if line.startswith("| ") and " + none" in line}
+    marks = {label: line.split(" | ")[9].split("(")[-1] for label, line in rows.items()}
+    assert marks == {"cnn1d + none (split.n_val_actors=4)": "V1)", "cnn2d + none": "V2)",
+                     "cnn1d + none (split.n_val_actors=2)": "V2)"}
+    assert "2 different sets of validation actors" in md
+
+    same, client, exp = empty_store(tmp_path / "same")
+    for fold in range(6):
+        for model, ua in (("cnn1d", WEAK[fold]), ("cnn2d", GOOD[fold])):
+            add_run(client, exp, model, fold, ua, extra_tags={"actors.val": f"{fold + 5} {fold + 6}"})
+    md = leaderboard(same, tmp_path / "same")
+    assert "(V1)" not in md and "sets of validation actors" not in md
+
+
 def test_an_option_older_runs_lack_still_splits_rows(tmp_path):
     """Runs logged before `model.init_from` existed ran from scratch: they are not pooled with transfer runs."""
     uri, client, exp = empty_store(tmp_path)

@@ -10,7 +10,7 @@ from ser_bench.report import figures, render
 from ser_bench.report.collect import Collection, artifact, confusion, curves
 from ser_bench.report.ensemble import Ensemble, seed_ensembles
 from ser_bench.report.render import Table, num, pm
-from ser_bench.report.stats import REFERENCES, Group, baselines, build_groups, leakage, sections
+from ser_bench.report.stats import REFERENCES, Group, baselines, build_groups, leakage, sections, validation_marks
 
 HEADERS = ["rank", "model + augmentation", "folds", "seeds", "test UA", "95% CI", "WA", "macro-F1",
            "gap (best epoch)", "val UA (select on this)", "p vs #1 (t / Wilcoxon)", "min/run", "params"]
@@ -53,15 +53,17 @@ def document(client, collection: Collection, uri: str, when: str) -> tuple[str, 
             render.to_csv(groups, ensembles))
 
 
-def _row(g: Group, rank: str) -> list[str]:
+def _row(g: Group, rank: str, mark: str = "") -> list[str]:
     return [rank, g.label, f"{len(g.folds)}/{g.expected_folds}", ",".join(g.seeds), pm(g, "test/ua"),
             render.ci(g), pm(g, "test/wa"), pm(g, "test/macro_f1"), pm(g, "best/gap_acc"),
-            pm(g, "best/val_ua"), render.pvalues(g) if g.rank else "–", num(g.minutes, 1),
+            pm(g, "best/val_ua") + (f" ({mark})" if mark else ""), render.pvalues(g) if g.rank else "–",
+            num(g.minutes, 1),
             f"{g.params:,}" if g.params else "–"]
 
 
 def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict, matrices: dict) -> Table:
-    rows = [_row(g, str(g.rank) if g.rank else "incomplete") for g in members]
+    marks = validation_marks(members)
+    rows = [_row(g, str(g.rank) if g.rank else "incomplete", marks.get(id(g), "")) for g in members]
     mats = [matrices[r.run_id] for g in members for r in g.records if r.run_id in matrices]
     names = mats[0][0] if mats else None
     totals = sum(m.sum(axis=1) for _, m in mats) if mats else None
@@ -74,7 +76,12 @@ def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict
         rows.append(["ref", f"{name} (published, measured elsewhere)", "6/6", "–", num(ua), "–", "–", "–", "–",
                      "–", "–", "–", "–"])
     title = f"{corpus} · {split} (actor-disjoint)"
-    table = Table(title, "Ranked by mean test UA over complete settings.", HEADERS, rows)
+    note = "Ranked by mean test UA over complete settings."
+    if marks:
+        note += (f" The val UA column was measured on {len(set(marks.values()))} different sets of validation actors"
+                 " (marked V1, V2, ...; e.g. another split.n_val_actors): choose on val UA only between rows with"
+                 " the same mark.")
+    table = Table(title, note, HEADERS, rows)
     shown = [g for g in members if not g.leaky]
     table.figures.append((f"{title}: test UA with 95% intervals (grey: incomplete; green: published)",
                           render.png(figures.bars(shown, refs, title, n_classes))))

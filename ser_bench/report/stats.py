@@ -69,6 +69,11 @@ class Group:
         return fold_summary(self.per_fold[metric])
 
     @property
+    def val_actors(self) -> dict[int, str]:
+        """Each fold's validation actors, as the runs logged them ("" where a run did not)."""
+        return {r.fold: r.tags.get("actors.val", "") for r in self.records}
+
+    @property
     def minutes(self) -> float:
         return float(np.mean([r.minutes for r in self.records]))
 
@@ -159,6 +164,23 @@ def leakage(groups: list[Group]) -> list[tuple[Group, Group]]:
             if match is not None:
                 pairs.append((g, match))
     return pairs
+
+
+def validation_marks(groups: list[Group]) -> dict[int, str]:
+    """id(group) -> "V1", "V2", ...: which validation actors a group's val UA was measured on, where the
+    groups of one table used different ones (e.g. another split.n_val_actors); {} where all share them.
+    Groups agree when every fold both have validated on the same actors."""
+    classes: list[dict[int, str]] = []
+    marks = {}
+    for g in groups:
+        own = g.val_actors
+        index = next((i for i, seen in enumerate(classes)
+                      if all(seen[f] == a for f, a in own.items() if f in seen)), len(classes))
+        if index == len(classes):
+            classes.append({})
+        classes[index].update(own)
+        marks[id(g)] = f"V{index + 1}"
+    return marks if len(classes) > 1 else {}
 
 
 def baselines(class_totals: np.ndarray | None, n_classes: int) -> list[tuple[str, float, float]]:
