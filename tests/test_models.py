@@ -26,7 +26,7 @@ def test_shapes_and_padding_invariance(model, tiny_pretrained):
     torch.testing.assert_close(batched.softmax(-1), alone.softmax(-1), atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("model", ["cnn1d", "cnn2d"])
+@pytest.mark.parametrize("model", ["cnn1d", "cnn2d", "resnet2d"])
 def test_attentive_pooling_keeps_padding_out(model):
     torch.manual_seed(0)
     net = instantiate(compose_cfg([f"model={model}", "model.net.pool=attentive"]).model.net, num_classes=8).eval()
@@ -102,3 +102,8 @@ def test_log_mel_band_normalisation_uses_each_clips_own_valid_frames():
     assert feats[1, :, frames[1]:].abs().max() == 0
     alone, _ = LogMel(norm="bins")(wave[1:, :20_400], lengths[1:])  # the same zeros after the clip: the same frames
     torch.testing.assert_close(alone[0, :, : frames[1]], feats[1, :, : frames[1]], atol=1e-4, rtol=0)
+
+
+def test_resnet2d_rejects_an_empty_stage():
+    with pytest.raises(InstantiationException, match="at least one channel width and one block"):
+        instantiate(compose_cfg(["model=resnet2d", "model.net.blocks=0"]).model.net, num_classes=8)
