@@ -169,6 +169,8 @@ def run_tags(cfg: DictConfig, split, dropped: dict[str, int] | None = None) -> d
         tags["pretrained"] = str(cfg.model.pretrained) if cfg.model.pretrained else "random-init (no pretraining)"
     if cfg.model.get("init_from"):
         tags["init_from"] = str(cfg.model.init_from)
+    if OmegaConf.select(cfg, "model.net.frontend.norm") == "speaker":
+        tags["transductive"] = "speaker normalisation (all speakers' audio, test actors' included, no labels)"
     return tags
 
 

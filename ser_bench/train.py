@@ -24,7 +24,7 @@ from ser_bench.data.datamodule import SERDataModule
 from ser_bench.data.manifest import Utterance, label_ids
 from ser_bench.errors import UserError
 from ser_bench.models import init
-from ser_bench.models.features import cached_layer_features, cached_log_mel
+from ser_bench.models.features import cached_layer_features, cached_log_mel, speaker_normalised
 from ser_bench.models.frontends import LogMel
 from ser_bench.models.module import SERModule
 
@@ -140,8 +140,16 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
     if cfg.get("cache_log_mel", True) and isinstance(frontend, LogMel) and not augmentation.online:
         max_samples = datamodule.max_samples
         max_frames = int(frontend.frame_lengths(torch.tensor(max_samples))) if max_samples else None
-        datamodule.use_features(cached_log_mel(frontend, datamodule.waves, clips_key, cfg.cache_dir), max_frames)
+        table = cached_log_mel(frontend, datamodule.waves, clips_key, cfg.cache_dir)
+        if frontend.norm == "speaker":
+            log.warning("model.net.frontend.norm=speaker: TRANSDUCTIVE, normalised with every speaker's audio, "
+                        "the test actors' included (no labels); never a speaker-independent result")
+            table = speaker_normalised(table, [u.speaker for u in manifest])
+        datamodule.use_features(table, max_frames)
         frontend.precomputed = True
+    elif isinstance(frontend, LogMel) and frontend.norm == "speaker":
+        raise UserError("model.net.frontend.norm=speaker works on the cached log-mel: keep cache_log_mel=true "
+                        "and use offline (or no) augmentation")
     if cfg.model.get("cache_features") and getattr(net, "mode", None) == "frozen":
         random_weights = net.weights_id() is None
         if random_weights or augmentation.online:

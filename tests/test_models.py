@@ -107,3 +107,22 @@ def test_log_mel_band_normalisation_uses_each_clips_own_valid_frames():
 def test_resnet2d_rejects_an_empty_stage():
     with pytest.raises(InstantiationException, match="at least one channel width and one block"):
         instantiate(compose_cfg(["model=resnet2d", "model.net.blocks=0"]).model.net, num_classes=8)
+
+
+def test_speaker_normalisation_uses_each_speakers_own_clips():
+    from ser_bench.models.features import speaker_normalised
+
+    rng = np.random.default_rng(0)
+    speakers = ["a", "b", "a", "b"]
+    table = [rng.normal(loc, scale, (n, 3)).astype(np.float32)
+             for loc, scale, n in ((5, 2, 40), (-3, 1, 30), (5, 2, 20), (-3, 1, 10))]
+    copies = [t + 100 for t in table]  # offline copies: normalised with their source speaker's statistics
+    out = speaker_normalised(table + copies, speakers)
+    for speaker in "ab":
+        frames = np.concatenate([out[i] for i in range(4) if speakers[i] == speaker])
+        np.testing.assert_allclose(frames.mean(0), 0, atol=1e-5)
+        np.testing.assert_allclose(frames.std(0), 1, atol=1e-4)
+    a = np.concatenate([table[0], table[2]]).astype(np.float64)
+    np.testing.assert_allclose(out[4], (copies[0] - a.mean(0)) / (a.std(0) + 1e-5), rtol=1e-5)
+    with pytest.raises(ValueError, match="not a whole number"):
+        speaker_normalised(table[:3], speakers[:2])

@@ -251,3 +251,22 @@ def test_seed_ensembles_average_probabilities_per_fold(tmp_path):
     assert float(rows[("cnn1d", "none")]["ensemble_test/ua_mean"]) == pytest.approx(np.mean(expected), abs=1e-4)
     assert rows[("cnn1d", "none")]["ensemble_seeds"] == "0 1 2"
     assert rows[("cnn2d", "none")]["ensemble_seeds"] == "" and rows[("cnn1d", "all")]["ensemble_seeds"] == ""
+
+
+def test_transductive_settings_are_listed_but_never_ranked(tmp_path):
+    """Speaker normalisation uses the test actors' audio: however good, it is not the leader."""
+    uri, client, exp = empty_store(tmp_path)
+    speaker = {"transductive": "speaker normalisation (all speakers' audio, test actors' included, no labels)"}
+    for fold in range(6):
+        add_run(client, exp, "cnn1d", fold, WEAK[fold], **{"model.net.frontend.norm": "utterance"})
+        add_run(client, exp, "cnn1d", fold, GOOD[fold] + 0.1, extra_tags=speaker,
+                **{"model.net.frontend.norm": "speaker"})
+    md = leaderboard(uri, tmp_path)
+    lines = [line for line in md.splitlines() if line.startswith("| ") and "cnn1d + none" in line]
+    assert lines[0].startswith("| 1 | cnn1d + none (model.net.frontend.norm=utterance) |")
+    assert lines[1].startswith("| transductive | cnn1d + none (model.net.frontend.norm=speaker) [TRANSDUCTIVE")
+    assert "TRANSDUCTIVE rows used the test actors' audio" in md
+    with open(tmp_path / "rep" / "leaderboard.csv", newline="") as f:
+        rows = {r["settings"]: r for r in csv.DictReader(f)}
+    assert rows["model.net.frontend.norm=speaker"]["rank"] == "" and rows["model.net.frontend.norm=speaker"][
+        "transductive"] == "True"

@@ -165,3 +165,16 @@ def test_mixup_and_attentive_pooling_train_and_change_the_config_hash(make_cfg):
     assert len(hashes) == 3
     with pytest.raises(UserError, match="bad model.optim settings: mixup must be >= 0"):
         train.run(make_cfg("model.optim.mixup=-1"))
+
+
+def test_speaker_normalisation_is_tagged_transductive_and_needs_the_log_mel_cache(make_cfg, tmp_path):
+    cfg = make_cfg("model.net.frontend.norm=speaker", "augment=noise")  # offline copies take their source's speaker
+    train.run(cfg)
+    _, (run,) = _runs(cfg)
+    assert run.info.status == "FINISHED" and "test actors" in run.data.tags["transductive"]
+    plain = make_cfg(f"tracking.uri=sqlite:///{tmp_path}/plain.db", f"paths.output_dir={tmp_path}/plain")
+    train.run(plain)
+    _, (run,) = _runs(plain)
+    assert "transductive" not in run.data.tags
+    with pytest.raises(UserError, match="cache_log_mel=true"):
+        train.run(make_cfg("model.net.frontend.norm=speaker", "cache_log_mel=false", f"paths.output_dir={tmp_path}/x"))

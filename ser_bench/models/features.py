@@ -59,6 +59,27 @@ def cached_log_mel(frontend, waves: list[np.ndarray], clips_key: str, cache_dir:
     return [f.reshape(-1, n_mels) for f in flat]
 
 
+def speaker_normalised(table: list[np.ndarray], speakers: list[str]) -> list[np.ndarray]:
+    """Raw [frames, n_mels] log-mel normalised per mel band with the mean and spread of every frame of
+    the clip's speaker (`speakers[i]` for row i; offline copies pass their source clip's speaker).
+
+    The statistics come from the first len(speakers) rows (the corpus's own clips, copies left out),
+    all speakers' clips together, test speakers' too: their audio, never their labels. That makes a
+    run that uses it transductive (see `frontends.LogMel`)."""
+    n = len(speakers)
+    if len(table) % n:
+        raise ValueError(f"{len(table)} feature rows for {n} clips: not a whole number per clip")
+    stats = {}
+    for speaker in dict.fromkeys(speakers):
+        frames = np.concatenate([np.asarray(table[i], dtype=np.float64) for i in range(n) if speakers[i] == speaker])
+        stats[speaker] = (frames.mean(axis=0), frames.std(axis=0) + 1e-5)
+    out = []
+    for i, feats in enumerate(table):
+        mean, std = stats[speakers[i % n]]
+        out.append(((np.asarray(feats) - mean) / std).astype(np.float32))
+    return out
+
+
 def cached_layer_features(net, waves: list[np.ndarray], clips_key: str, max_samples: int | None,
                           cache_dir: str | Path, batch_size: int = 16) -> list[np.ndarray]:
     """One flat [layers * hidden] float32 array per clip, made by `net.layer_features` once per key."""

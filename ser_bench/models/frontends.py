@@ -17,14 +17,20 @@ class LogMel(nn.Module):
     `norm="bins"` does the same per mel band (cepstral mean and variance normalisation over the clip's
     own frames): the clip's long-term spectral envelope, much of it the speaker and the channel,
     goes too. Either uses the clip alone, never other clips of its speaker.
+
+    `norm="speaker"` normalises each mel band with the statistics of all the clips of the clip's
+    speaker, test speakers included (their audio, never their labels). That is transductive (it
+    assumes the test speakers' recordings are at hand before testing), so runs are tagged and the
+    report never ranks them with speaker-independent ones. The run applies it to the cached raw
+    log-mel (`features.speaker_normalised`); the frontend then leaves the features as they are.
     """
 
     def __init__(self, sample_rate: int = 16_000, n_fft: int = 512, win_length: int = 400,
                  hop_length: int = 160, n_mels: int = 64, f_min: float = 20.0, f_max: float | None = None,
                  norm: str = "utterance"):
         super().__init__()
-        if norm not in ("utterance", "bins", "none"):
-            raise ValueError(f"LogMel norm must be 'utterance', 'bins' or 'none', not {norm!r}")
+        if norm not in ("utterance", "bins", "speaker", "none"):
+            raise ValueError(f"LogMel norm must be 'utterance', 'bins', 'speaker' or 'none', not {norm!r}")
         self.n_mels, self.hop_length, self.norm = n_mels, hop_length, norm
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sample_rate, n_fft=n_fft, win_length=win_length, hop_length=hop_length,
@@ -52,7 +58,7 @@ class LogMel(nn.Module):
         else:
             feats, frames = self.raw(wave, lengths)
         mask = lengths_to_mask(frames, feats.shape[-1]).unsqueeze(1)  # [B, 1, F]
-        if self.norm != "none":
+        if self.norm in ("utterance", "bins"):
             dims = (1, 2) if self.norm == "utterance" else (2,)
             count = mask.sum(dim=dims, keepdim=True) * (self.n_mels if self.norm == "utterance" else 1)
             mean = (feats * mask).sum(dim=dims, keepdim=True) / count

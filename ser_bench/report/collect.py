@@ -44,6 +44,11 @@ class Record:
         return self.tags.get("leaky") == "true" or self.tags["split"] == "random"
 
     @property
+    def transductive(self) -> bool:
+        """The run used the test actors' audio (not their labels), e.g. speaker normalisation."""
+        return "transductive" in self.tags
+
+    @property
     def n_actors(self) -> int:
         return len({a for k in ("actors.train", "actors.val", "actors.test") for a in self.tags.get(k, "").split()})
 

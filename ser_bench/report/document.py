@@ -63,7 +63,8 @@ def _row(g: Group, rank: str, mark: str = "") -> list[str]:
 
 def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict, matrices: dict) -> Table:
     marks = validation_marks(members)
-    rows = [_row(g, str(g.rank) if g.rank else "incomplete", marks.get(id(g), "")) for g in members]
+    rows = [_row(g, str(g.rank) if g.rank else "transductive" if g.transductive else "incomplete",
+                 marks.get(id(g), "")) for g in members]
     mats = [matrices[r.run_id] for g in members for r in g.records if r.run_id in matrices]
     names = mats[0][0] if mats else None
     totals = sum(m.sum(axis=1) for _, m in mats) if mats else None
@@ -77,14 +78,17 @@ def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict
                      "–", "–", "–", "–"])
     title = f"{corpus} · {split} (actor-disjoint)"
     note = "Ranked by mean test UA over complete settings."
+    if any(g.transductive for g in members):
+        note += (" TRANSDUCTIVE rows used the test actors' audio (not their labels), e.g. speaker normalisation:"
+                 " not speaker-independent, so listed apart and never ranked.")
     if marks:
         note += (f" The val UA column was measured on {len(set(marks.values()))} different sets of validation actors"
                  " (marked V1, V2, ...; e.g. another split.n_val_actors): choose on val UA only between rows with"
                  " the same mark.")
     table = Table(title, note, HEADERS, rows)
     shown = [g for g in members if not g.leaky]
-    table.figures.append((f"{title}: test UA with 95% intervals (grey: incomplete; green: published)",
-                          render.png(figures.bars(shown, refs, title, n_classes))))
+    table.figures.append((f"{title}: test UA with 95% intervals (grey: incomplete; orange: transductive; "
+                          "green: published)", render.png(figures.bars(shown, refs, title, n_classes))))
     table.figures.append((f"{title}: overfitting curves, mean over folds and seeds",
                           render.png(figures.curves(shown[:MAX_CURVES], histories, title))))
     leader = next((g for g in members if g.rank == 1), None)

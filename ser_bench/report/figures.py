@@ -28,7 +28,7 @@ def bars(groups: list[Group], references: list[tuple[str, float]], title: str, n
         labels.append(wrap(g.label + ("" if g.complete else f"  [incomplete: folds {g.folds}]")))
         means.append(mean)
         errs.append([mean - lo, hi - mean] if np.isfinite(lo) else [0, 0])
-        colours.append("C0" if g.complete else "0.7")
+        colours.append("C1" if g.transductive else "C0" if g.complete else "0.7")
     for name, ua in references:
         labels.append(f"{name} (published)")
         means.append(ua)

@@ -83,9 +83,9 @@ def to_csv(groups: list[Group], ensembles: list[Ensemble] = ()) -> str:
     writer = csv.writer(buf)
     stats = [f"{m}_{s}" for m in SUMMARISED for s in ("mean", "std", "ci_low", "ci_high")]
     ensemble_stats = [f"ensemble_{m}_{s}" for m in METRICS for s in ("mean", "std")]
-    writer.writerow(["corpus", "split", "model", "augment", "settings", "complete", "leaky", "rank", "folds", "seeds",
-                     "runs", *stats, "p_ttest_vs_leader", "p_wilcoxon_vs_leader", "minutes_per_run", "params",
-                     "ensemble_seeds", *ensemble_stats])
+    writer.writerow(["corpus", "split", "model", "augment", "settings", "complete", "leaky", "transductive", "rank",
+                     "folds", "seeds", "runs", *stats, "p_ttest_vs_leader", "p_wilcoxon_vs_leader", "minutes_per_run",
+                     "params", "ensemble_seeds", *ensemble_stats])
     by_group = {id(e.group): e for e in ensembles}
     for g in groups:
         values = [num(v, 4) for m in SUMMARISED for v in g.summary(m)]
@@ -93,8 +93,8 @@ def to_csv(groups: list[Group], ensembles: list[Ensemble] = ()) -> str:
         ensemble = [" ".join(e.seeds), *(num(v, 4) for m in METRICS for v in e.summary(m))] if e else \
             [""] * (1 + len(ensemble_stats))
         writer.writerow([g.corpus, g.split, g.model, g.augment, " ".join(f"{k}={v}" for k, v in g.settings.items()),
-                         g.complete, g.leaky, g.rank or "", " ".join(map(str, g.folds)), " ".join(g.seeds),
-                         len(g.records), *values, num(g.p_ttest, 4) if g.p_ttest is not None else "",
+                         g.complete, g.leaky, g.transductive, g.rank or "", " ".join(map(str, g.folds)),
+                         " ".join(g.seeds), len(g.records), *values, num(g.p_ttest, 4) if g.p_ttest is not None else "",
                          num(g.p_wilcoxon, 4) if g.p_wilcoxon is not None else "", num(g.minutes, 2),
                          g.params or "", *ensemble])
     return buf.getvalue()

@@ -46,7 +46,8 @@ class Group:
     @property
     def label(self) -> str:
         extra = " ".join(f"{k}={v}" for k, v in self.settings.items())
-        return f"{self.model} + {self.augment}" + (f" ({extra})" if extra else "")
+        return (f"{self.model} + {self.augment}" + (f" ({extra})" if extra else "")
+                + (" [TRANSDUCTIVE: test actors' audio]" if self.transductive else ""))
 
     @property
     def folds(self) -> list[int]:
@@ -63,6 +64,10 @@ class Group:
     @property
     def leaky(self) -> bool:
         return any(r.leaky for r in self.records)
+
+    @property
+    def transductive(self) -> bool:
+        return any(r.transductive for r in self.records)
 
     def summary(self, metric: str) -> tuple[float, float, float, float]:
         """Mean, std and 95% t-interval over folds (each fold first averaged over its seeds)."""
@@ -114,13 +119,14 @@ def build_groups(records: list[Record]) -> list[Group]:
 
 def sections(groups: list[Group]) -> dict[tuple[str, str], list[Group]]:
     """One table per (corpus, split protocol): only groups on the same folds are compared. Within a
-    table, complete groups are ranked by mean test UA; incomplete ones follow, unranked."""
+    table, complete groups are ranked by mean test UA; incomplete and transductive ones (which used
+    the test actors' audio) follow, unranked."""
     out: dict[tuple[str, str], list[Group]] = {}
     for g in groups:
         out.setdefault((g.corpus, g.split), []).append(g)
     for members in out.values():
-        members.sort(key=lambda g: (not g.complete, -g.summary("test/ua")[0]))
-        ranked = [g for g in members if g.complete and not g.leaky]
+        members.sort(key=lambda g: (not g.complete or g.transductive, -g.summary("test/ua")[0]))
+        ranked = [g for g in members if g.complete and not g.leaky and not g.transductive]
         for i, g in enumerate(ranked, 1):
             g.rank = i
         if ranked:
@@ -155,7 +161,8 @@ def leakage(groups: list[Group]) -> list[tuple[Group, Group]]:
         keys = {k for k in (*leaky.settings, *honest.settings) if not k.startswith("split.")}
         return all(value(leaky, k) == value(honest, k) for k in keys)
 
-    honest = sorted((g for g in groups if not g.leaky), key=lambda g: (g.split != "emobox", -len(g.records)))
+    honest = sorted((g for g in groups if not g.leaky and not g.transductive),
+                    key=lambda g: (g.split != "emobox", -len(g.records)))
     pairs = []
     for g in groups:
         if g.leaky:
