@@ -11,6 +11,12 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """`x` [B, ..., T] with the steps past each clip's length (last axis) set to zero."""
+    mask = lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)
+    return x * mask.view(mask.shape[0], *([1] * (x.dim() - 2)), mask.shape[1])
+
+
 def pooled_lengths(lengths: torch.Tensor, n_pools: int, max_len: int) -> torch.Tensor:
     """Valid lengths after `n_pools` stride-2 poolings (floor), at least one frame."""
     return (lengths // (2 ** n_pools)).clamp(min=1, max=max_len)
@@ -79,6 +85,5 @@ def run_masked(blocks: nn.ModuleList, x: torch.Tensor, lengths: torch.Tensor) ->
     for block in blocks:
         x = block(x)
         lengths = pooled_lengths(lengths, 1, x.shape[-1])
-        mask = lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)
-        x = x * mask.view(mask.shape[0], *([1] * (x.dim() - 2)), mask.shape[1])
+        x = zero_padding(x, lengths)
     return x, lengths

@@ -8,11 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ser_bench.models.layers import lengths_to_mask, pooling
-
-
-def _masked(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    return x * lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, None, :]
+from ser_bench.models.layers import pooling, zero_padding
 
 
 class ResBlock(nn.Module):
@@ -32,8 +28,8 @@ class ResBlock(nn.Module):
         # A stride-2 convolution (kernel 3, padding 1) over L valid frames has ceil(L / 2) outputs
         # that see no padding beyond what the clip alone would see (zeros).
         lengths = (lengths + self.stride - 1) // self.stride
-        h = _masked(torch.relu(self.bn1(self.conv1(x))), lengths)
-        return _masked(torch.relu(self.bn2(self.conv2(h)) + self.shortcut(x)), lengths), lengths
+        h = zero_padding(torch.relu(self.bn1(self.conv1(x))), lengths)
+        return zero_padding(torch.relu(self.bn2(self.conv2(h)) + self.shortcut(x)), lengths), lengths
 
 
 class ResNet2d(nn.Module):
@@ -54,7 +50,7 @@ class ResNet2d(nn.Module):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         feats, frames = self.frontend(wave, lengths)
-        x = _masked(self.stem(_masked(feats.unsqueeze(1), frames)), frames)  # [B, C, mel, T]
+        x = zero_padding(self.stem(zero_padding(feats.unsqueeze(1), frames)), frames)  # [B, C, mel, T]
         for block in self.stages:
             x, frames = block(x, frames)
         return self.head(self.pool(x.mean(dim=2), frames))
