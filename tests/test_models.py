@@ -126,3 +126,20 @@ def test_speaker_normalisation_uses_each_speakers_own_clips():
     np.testing.assert_allclose(out[4], (copies[0] - a.mean(0)) / (a.std(0) + 1e-5), rtol=1e-5)
     with pytest.raises(ValueError, match="not a whole number"):
         speaker_normalised(table[:3], speakers[:2])
+
+
+@pytest.mark.parametrize("model", ["cnn2d", "resnet2d"])
+def test_2d_weights_are_channels_last_with_unchanged_outputs(model):
+    from ser_bench.models.module import SERModule
+
+    torch.manual_seed(0)
+    net = instantiate(compose_cfg([f"model={model}"]).model.net, num_classes=8).eval()
+    wave, lengths = torch.randn(3, 24_000) * 0.1, torch.tensor([24_000, 16_000, 9_000])
+    with torch.no_grad():
+        before = net(wave, lengths)
+        module = SERModule(net, [str(i) for i in range(8)]).eval()
+        after = module(wave, lengths)
+    convs = [m.weight for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert any(not w.is_contiguous() for w in convs)  # (a 1-channel or 1x1 kernel is contiguous either way)
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)

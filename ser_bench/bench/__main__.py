@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ser_bench.bench import augment, embed, features, sweep, train
+from ser_bench.bench import augment, embed, features, step, sweep, train
 
-BENCHMARKS = {"augment": augment, "embed": embed, "features": features, "sweep": sweep, "train": train}
+BENCHMARKS = {"augment": augment, "embed": embed, "features": features, "step": step, "sweep": sweep, "train": train}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ser_bench.bench.common import DEFAULT_ROOT, corpus_paths, peak_rss_mib, summary, timed
+from ser_bench.bench.common import DEFAULT_ROOT, compose_train, corpus_paths, peak_rss_mib, summary, timed
 
 HELP = "offline augment=all cold vs warm; pitch shift vs torchaudio"
 
@@ -31,7 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
     from ser_bench.augment.offline import offline_copies
@@ -39,9 +38,7 @@ def run(args: argparse.Namespace) -> None:
     from ser_bench.data.audio import SAMPLE_RATE
     from ser_bench.data.cache import cache_key, load_waveforms
 
-    conf = Path(__file__).resolve().parents[2] / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        augmentation = instantiate(compose(config_name="train", overrides=[f"augment={args.augment}"]).augment)
+    augmentation = instantiate(compose_train([f"augment={args.augment}"]).augment)
     paths = corpus_paths(args.root, args.limit)
     work = Path(tempfile.mkdtemp(prefix="ser_bench_bench_"))
     try:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ravdess"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -34,3 +35,11 @@ def corpus_paths(root: Path, limit: int | None = None) -> list[Path]:
 
     paths = [u.path for u in scan(root)]
     return paths[:limit] if limit else paths
+
+
+def compose_train(overrides: list[str]):
+    """The project's `train` config with `overrides`, as `python -m ser_bench` composes it."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)

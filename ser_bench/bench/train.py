@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ser_bench.bench.common import DEFAULT_ROOT, peak_rss_mib, summary, timed
+from ser_bench.bench.common import DEFAULT_ROOT, compose_train, peak_rss_mib, summary, timed
 
 HELP = "one epoch of cnn1d / cnn2d: ser_bench (Lightning + MLflow) vs a bare PyTorch loop"
 
@@ -36,18 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cfg(model: str, args: argparse.Namespace, work: Path, *extra: str):
-    from hydra import compose, initialize_config_dir
-
-    conf = Path(__file__).resolve().parents[2] / "conf"
     overrides = [f"data={args.data}", f"model={model}", f"split.fold={args.fold}", "trainer.max_epochs=1",
                  "early_stopping.patience=0", "trainer.enable_progress_bar=false",
                  f"tracking.uri=sqlite:///{work}/mlflow.db", f"paths.output_dir={work}/out",
                  f"cache_dir={work}/cache"]
     if args.data != "synthetic":
         overrides.append(f"data.root={args.root}")
-    overrides += extra
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+    return compose_train(overrides + list(extra))
 
 
 def _empty_outputs(cfg) -> None:
@@ -72,7 +67,8 @@ def bare(cfg) -> float:
     waves = load_waveforms([u.path for u in manifest], cfg.cache_dir)
     y = label_ids(manifest, tuple(classes))
     max_samples = int(cfg.loader.max_seconds * SAMPLE_RATE)
-    net = instantiate(cfg.model.net, num_classes=len(classes))
+    # Channels-last 2D weights, as SERModule holds them: the same convolution work on both sides.
+    net = instantiate(cfg.model.net, num_classes=len(classes)).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.model.optim.lr, weight_decay=cfg.model.optim.weight_decay)
 
     def loader(rows, train):

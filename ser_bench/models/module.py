@@ -33,7 +33,9 @@ class SERModule(L.LightningModule):
         if mixup < 0:
             raise ValueError(f"mixup must be >= 0 (the Beta distribution's alpha; 0 turns it off), not {mixup}")
         self.save_hyperparameters(ignore=["net"])
-        self.net = net
+        # Channels-last 2D weights: the convolutions of cnn2d and resnet2d run ~1.5x faster on CPU (oneDNN) with
+        # the same outputs up to float rounding; a no-op for networks without 4D weights.
+        self.net = net.to(memory_format=torch.channels_last)
         # Checkpoints omit frozen parameters, which the model in memory already holds.
         self.strict_loading = all(p.requires_grad for p in net.parameters())
         n = len(class_names)
