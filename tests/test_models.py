@@ -143,3 +143,12 @@ def test_2d_weights_are_channels_last_with_unchanged_outputs(model):
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
     assert any(not w.is_contiguous() for w in convs)  # (a 1-channel or 1x1 kernel is contiguous either way)
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+
+
+def test_step_benchmark_starts(capsys):
+    """Only that it runs end to end on a tiny batch; the figures come from deliberate runs."""
+    from ser_bench.bench.__main__ import main
+
+    main(["step", "--models", "cnn2d", "--rounds", "1", "--batch", "2", "--seconds", "0.5"])
+    out = capsys.readouterr().out
+    assert "channels-last" in out and "NCHW / channels-last" in out
