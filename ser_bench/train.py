@@ -123,6 +123,11 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
                     "use it only to measure leakage, never as a result")
     augmentation = build(cfg.augment, "augment")
     log.info("%s", augmentation)
+    if OmegaConf.select(cfg, "model.net.frontend.norm") == "speaker" and (
+            not cfg.get("cache_log_mel", True) or augmentation.online):
+        # Checked before any audio is decoded or copied: the statistics come from the cached log-mel.
+        raise UserError("model.net.frontend.norm=speaker works on the cached log-mel: keep cache_log_mel=true "
+                        "and use offline (or no) augmentation")
     paths = [u.path for u in manifest]
     clips_key = cache_key(paths, SAMPLE_RATE)
     waves = load_waveforms(paths, cfg.cache_dir, key=clips_key)
@@ -147,9 +152,6 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
             table = speaker_normalised(table, [u.speaker for u in manifest])
         datamodule.use_features(table, max_frames)
         frontend.precomputed = True
-    elif isinstance(frontend, LogMel) and frontend.norm == "speaker":
-        raise UserError("model.net.frontend.norm=speaker works on the cached log-mel: keep cache_log_mel=true "
-                        "and use offline (or no) augmentation")
     if cfg.model.get("cache_features") and getattr(net, "mode", None) == "frozen":
         random_weights = net.weights_id() is None
         if random_weights or augmentation.online:

@@ -178,3 +178,7 @@ def test_speaker_normalisation_is_tagged_transductive_and_needs_the_log_mel_cach
     assert "transductive" not in run.data.tags
     with pytest.raises(UserError, match="cache_log_mel=true"):
         train.run(make_cfg("model.net.frontend.norm=speaker", "cache_log_mel=false", f"paths.output_dir={tmp_path}/x"))
+    with pytest.raises(UserError, match="offline"):  # before any audio is decoded or copied into the fresh cache
+        train.run(make_cfg("model.net.frontend.norm=speaker", "augment=noise", "augment.mode=online",
+                           f"cache_dir={tmp_path}/fresh_cache"))
+    assert [p.name for p in (tmp_path / "fresh_cache").iterdir()] == ["synthetic"]  # only the generated corpus
