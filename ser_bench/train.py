@@ -161,8 +161,10 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
             datamodule.use_features(cached_layer_features(net, datamodule.waves, clips_key, datamodule.max_samples,
                                                           cfg.cache_dir))
             net.precomputed = True
+    speakers = training_speakers(manifest, split, len(datamodule.labels)) if cfg.model.optim.get(
+        "speaker_adversarial") else None
     try:
-        module = SERModule(net, class_names, **cfg.model.optim)
+        module = SERModule(net, class_names, **cfg.model.optim, speaker_of_row=speakers)
     except ValueError as err:
         raise UserError(f"bad model.optim settings: {err}") from None
 
@@ -189,6 +191,13 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
                              best if cfg.tracking.log_checkpoint else None)
     return {"metrics": metrics, "run_id": mlrun.info.run_id, "split": split.describe(),
             "tracking_uri": cfg.tracking.uri, "experiment": cfg.tracking.experiment}
+
+
+def training_speakers(manifest: list[Utterance], split, rows: int) -> torch.Tensor:
+    """Each of the data module's `rows` (clips, then their offline copies) as an index into the sorted training
+    speakers (a copy takes its source clip's); -1 for clips of validation and test speakers."""
+    index = {speaker: i for i, speaker in enumerate(sorted({manifest[r].speaker for r in split.train}))}
+    return torch.tensor([index.get(manifest[r % len(manifest)].speaker, -1) for r in range(rows)])
 
 
 def test_report(test_predictions: list[tuple[int, int, list[float]]], manifest: list[Utterance],

@@ -152,3 +152,46 @@ def test_step_benchmark_starts(capsys):
     main(["step", "--models", "cnn2d", "--rounds", "1", "--batch", "2", "--seconds", "0.5"])
     out = capsys.readouterr().out
     assert "channels-last" in out and "NCHW / channels-last" in out
+
+
+def test_speaker_adversary_reverses_its_gradient_into_the_network():
+    from ser_bench.models.module import SERModule
+
+    torch.manual_seed(0)
+    net = instantiate(compose_cfg(["model=cnn1d"]).model.net, num_classes=8)
+    speaker_of_row = torch.tensor([0, 1, 2, 0, 1, 2, -1, -1])
+    module = SERModule(net, [str(i) for i in range(8)], speaker_adversarial=0.7, speaker_of_row=speaker_of_row)
+    module._adversary_scale = lambda: 0.7
+    wave, lengths, rows = torch.randn(4, 16_000) * 0.1, torch.tensor([16_000, 12_000, 8_000, 16_000]), torch.arange(4)
+    module.eval()  # no dropout: both passes below compute the same function
+
+    def gradients(loss_of):
+        module.zero_grad()
+        module(wave, lengths)
+        loss_of().backward()
+        return ([p.grad.clone() for p in net.blocks.parameters()],
+                [p.grad.clone() for p in module.adversary.parameters()])
+
+    plain = torch.nn.functional.cross_entropy
+    reversed_net, reversed_adv = gradients(lambda: module._speaker_loss(rows, None, 1.0))
+    assert module._embedding is None  # used once, not kept past the step
+    direct_net, direct_adv = gradients(lambda: plain(module.adversary(module._embedding), speaker_of_row[rows]))
+    for got, want in zip(reversed_adv, direct_adv):  # the adversary itself learns the speakers
+        torch.testing.assert_close(got, want)
+    for got, want in zip(reversed_net, direct_net):  # the network below the head gets -0.7 times that gradient
+        torch.testing.assert_close(got, -0.7 * want)
+    assert any(g.abs().sum() > 0 for g in direct_net)
+    with pytest.raises(ValueError, match="at least two"):
+        SERModule(net, ["a", "b"], speaker_adversarial=0.5, speaker_of_row=torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="speaker_adversarial must be >= 0"):
+        SERModule(net, ["a", "b"], speaker_adversarial=-1)
+
+
+@pytest.mark.parametrize("model", ["cnn1d", "wav2vec2"])  # wav2vec2 sets its own optimiser groups
+def test_speaker_adversary_is_optimised(model, tiny_pretrained):
+    from ser_bench.models.module import SERModule
+
+    module = SERModule(build(model, tiny_pretrained), [str(i) for i in range(8)], scheduler="none",
+                       speaker_adversarial=0.5, speaker_of_row=torch.tensor([0, 1, -1]))
+    optimised = {id(p) for group in module.configure_optimizers().param_groups for p in group["params"]}
+    assert all(id(p) in optimised for p in module.adversary.parameters())

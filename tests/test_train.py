@@ -182,3 +182,21 @@ def test_speaker_normalisation_is_tagged_transductive_and_needs_the_log_mel_cach
         train.run(make_cfg("model.net.frontend.norm=speaker", "augment=noise", "augment.mode=online",
                            f"cache_dir={tmp_path}/fresh_cache"))
     assert [p.name for p in (tmp_path / "fresh_cache").iterdir()] == ["synthetic"]  # only the generated corpus
+
+
+@pytest.mark.parametrize("model", ["cnn1d", "wav2vec2"])  # wav2vec2: its own optimiser groups, plus the adversary
+def test_speaker_adversary_uses_the_training_speakers_only(make_cfg, model, tiny_pretrained):
+    cfg = make_cfg(*model_overrides(model, tiny_pretrained), "model.optim.speaker_adversarial=0.5",
+                   "augment=noise")  # one offline copy per clip
+    manifest, _, _ = train.corpus_and_labels(cfg)
+    split = instantiate(cfg.split)(manifest)
+    n = len(manifest)
+    speakers = train.training_speakers(manifest, split, 2 * n)
+    n_train = len({manifest[r].speaker for r in split.train})
+    assert sorted(set(speakers[torch.as_tensor(split.train)].tolist())) == list(range(n_train))
+    assert (speakers[torch.as_tensor(np.concatenate([split.val, split.test]))] == -1).all()
+    assert torch.equal(speakers[n:], speakers[:n])  # a copy is its source clip's speaker
+    train.run(cfg)
+    client, (run,) = _runs(cfg)
+    accuracy = [m.value for m in client.get_metric_history(run.info.run_id, "train/speaker_acc")]
+    assert run.info.status == "FINISHED" and len(accuracy) == 2 and all(0 < a <= 1 for a in accuracy)

@@ -87,3 +87,19 @@ def run_masked(blocks: nn.ModuleList, x: torch.Tensor, lengths: torch.Tensor) ->
         lengths = pooled_lengths(lengths, 1, x.shape[-1])
         x = zero_padding(x, lengths)
     return x, lengths
+
+
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward; the gradient flows back multiplied by -`scale` (Ganin & Lempitsky, 2015)."""
+    return _ReverseGradient.apply(x, scale)

@@ -11,6 +11,8 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from ser_bench.models.layers import reverse_gradient
+
 
 class SERModule(L.LightningModule):
     """Cross-entropy training with per-epoch train/val metrics and a test pass that keeps predictions.
@@ -22,17 +24,28 @@ class SERModule(L.LightningModule):
     weight lam ~ Beta(mixup, mixup), and the loss is blended alike. Models with a `frontend` blend its
     output (normalised log-mel, after SpecAugment); others blend their input. Train accuracy then
     counts the heavier of the two labels.
+
+    `speaker_adversarial` > 0 (domain-adversarial training, Ganin & Lempitsky, 2015): a small speaker
+    classifier (the adversary) learns the training speakers from the clip embedding that enters the
+    network's `head`, through a gradient-reversal layer, so the network is pushed toward embeddings
+    that do not tell the training speakers apart. The reversed gradient's weight ramps from 0 to
+    `speaker_adversarial` over training (2 / (1 + exp(-10 p)) - 1). `speaker_of_row` gives each
+    dataset row's training-speaker index. Only training speakers are used; the adversary is a
+    training aid and plays no part in evaluation.
     """
 
     def __init__(self, net: nn.Module, class_names: list[str], lr: float = 1e-3, weight_decay: float = 1e-4,
                  label_smoothing: float = 0.0, scheduler: str = "cosine", warmup_fraction: float = 0.1,
-                 mixup: float = 0.0):
+                 mixup: float = 0.0, speaker_adversarial: float = 0.0, speaker_of_row: torch.Tensor | None = None):
         super().__init__()
         if scheduler not in ("cosine", "none"):
             raise ValueError(f"scheduler must be 'cosine' (linear warm-up, cosine decay) or 'none', not {scheduler!r}")
         if mixup < 0:
             raise ValueError(f"mixup must be >= 0 (the Beta distribution's alpha; 0 turns it off), not {mixup}")
-        self.save_hyperparameters(ignore=["net"])
+        if speaker_adversarial < 0:
+            raise ValueError(f"speaker_adversarial must be >= 0 (the reversed speaker gradient's final weight; "
+                             f"0 turns it off), not {speaker_adversarial}")
+        self.save_hyperparameters(ignore=["net", "speaker_of_row"])
         # Channels-last 2D weights: the convolutions of cnn2d and resnet2d run ~1.5x faster on CPU (oneDNN) with
         # the same outputs up to float rounding; a no-op for networks without 4D weights.
         self.net = net.to(memory_format=torch.channels_last)
@@ -51,6 +64,26 @@ class SERModule(L.LightningModule):
         self._mix: tuple[torch.Tensor, float] | None = None  # (permutation, lam) during a mixup training step
         if mixup > 0 and getattr(net, "frontend", None) is not None:
             net.frontend.register_forward_hook(self._mix_frontend)
+        self.adversary: nn.Module | None = None
+        self._embedding: torch.Tensor | None = None  # the head's input in the last forward (with an adversary)
+        if speaker_adversarial > 0:
+            self._add_adversary(net, speaker_of_row)
+
+    def _add_adversary(self, net: nn.Module, speaker_of_row: torch.Tensor | None) -> None:
+        first = next((m for m in getattr(net, "head", nn.Identity()).modules() if isinstance(m, nn.Linear)), None)
+        if first is None:
+            raise ValueError("speaker_adversarial needs a network whose `head` (with a Linear layer) takes the "
+                             "clip embedding")
+        if speaker_of_row is None or int(speaker_of_row.max()) < 1:
+            raise ValueError("speaker_adversarial needs the training clips' speakers, at least two of them")
+        speakers = int(speaker_of_row.max()) + 1
+        self.adversary = nn.Sequential(nn.Linear(first.in_features, 128), nn.ReLU(), nn.Linear(128, speakers))
+        self.register_buffer("speaker_of_row", speaker_of_row.long(), persistent=False)
+        self.train_speaker_acc = MulticlassAccuracy(speakers, average="micro")
+        net.head.register_forward_pre_hook(self._keep_embedding)
+
+    def _keep_embedding(self, module: nn.Module, args) -> None:
+        self._embedding = args[0]
 
     def _mix_frontend(self, module: nn.Module, args, output):
         if self._mix is None:
@@ -70,32 +103,45 @@ class SERModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         wave, lengths, labels = batch["wave"], batch["lengths"], batch["label"]
-        smoothing = self.hparams.label_smoothing
-        if not self.hparams.mixup:
-            logits = self(wave, lengths)
-            loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
-        else:
+        perm, lam = None, 1.0
+        if self.hparams.mixup:
             alpha = self.hparams.mixup
             lam = float(torch.distributions.Beta(alpha, alpha).sample())
             perm = torch.randperm(len(labels), device=labels.device)
             if getattr(self.net, "frontend", None) is None:
                 wave, lengths = lam * wave + (1 - lam) * wave[perm], torch.maximum(lengths, lengths[perm])
             self._mix = (perm, lam)
-            try:
-                logits = self(wave, lengths)
-            finally:
-                self._mix = None
-            loss = (lam * F.cross_entropy(logits, labels, label_smoothing=smoothing)
-                    + (1 - lam) * F.cross_entropy(logits, labels[perm], label_smoothing=smoothing))
-            labels = labels if lam >= 0.5 else labels[perm]
+        try:
+            logits = self(wave, lengths)
+        finally:
+            self._mix = None
+        loss = _cross_entropy(logits, labels, perm, lam, self.hparams.label_smoothing)
+        if self.adversary is not None:
+            loss = loss + self._speaker_loss(batch["row"], perm, lam)
         self.train_loss.update(loss.detach(), weight=len(logits))
-        self.train_acc.update(logits.detach(), labels)
+        self.train_acc.update(logits.detach(), labels if lam >= 0.5 else labels[perm])
         self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, logger=False)
         return loss
+
+    def _speaker_loss(self, rows: torch.Tensor, perm: torch.Tensor | None, lam: float) -> torch.Tensor:
+        """The adversary's cross-entropy on the batch's training speakers; the network below the head gets
+        its gradient reversed and weighted by the ramped `speaker_adversarial`."""
+        speakers = self.speaker_of_row[rows]
+        logits = self.adversary(reverse_gradient(self._embedding, self._adversary_scale()))
+        self._embedding = None
+        self.train_speaker_acc.update(logits.detach(), speakers if lam >= 0.5 else speakers[perm])
+        return _cross_entropy(logits, speakers, perm, lam)
+
+    def _adversary_scale(self) -> float:
+        """The reversed gradient's weight: from 0 at the first step to `speaker_adversarial` at the last."""
+        progress = min(1.0, self.global_step / max(1, self.trainer.estimated_stepping_batches))
+        return self.hparams.speaker_adversarial * (2 / (1 + math.exp(-10 * progress)) - 1)
 
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset()
         self.train_acc.reset()
+        if self.adversary is not None:
+            self.train_speaker_acc.reset()
 
     def validation_step(self, batch, batch_idx):
         logits = self(batch["wave"], batch["lengths"])
@@ -114,6 +160,8 @@ class SERModule(L.LightningModule):
             epoch["train/loss"] = self.train_loss.compute().item()
             epoch["train/acc"] = self.train_acc.compute().item()
             epoch["gap/acc"] = epoch["train/acc"] - epoch["val/acc"]
+            if self.adversary is not None:  # how well the adversary still tells the training speakers apart
+                epoch["train/speaker_acc"] = self.train_speaker_acc.compute().item()
             self.history.append({"epoch": self.current_epoch, **epoch})
         for name, value in epoch.items():
             self.log(name, value, prog_bar=name in ("val/ua", "train/acc"), logger=False)
@@ -141,8 +189,12 @@ class SERModule(L.LightningModule):
         """AdamW; a backbone with `param_groups(lr)` (e.g. an encoder at a smaller rate) sets its own groups.
         The schedule scales every group alike: linear warm-up from 1%, then cosine decay to 1%."""
         lr = self.hparams.lr
-        groups = (self.net.param_groups(lr) if hasattr(self.net, "param_groups")
-                  else [{"params": [p for p in self.parameters() if p.requires_grad]}])
+        if hasattr(self.net, "param_groups"):
+            groups = self.net.param_groups(lr)
+            if self.adversary is not None:
+                groups.append({"params": list(self.adversary.parameters())})
+        else:
+            groups = [{"params": [p for p in self.parameters() if p.requires_grad]}]  # the adversary's too
         opt = torch.optim.AdamW(groups, lr=lr, weight_decay=self.hparams.weight_decay)
         if self.hparams.scheduler == "none":
             return opt
@@ -157,3 +209,12 @@ class SERModule(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor, perm: torch.Tensor | None, lam: float,
+                   smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy; under mixup (`perm`, `lam`) the blend of the two targets' losses."""
+    loss = F.cross_entropy(logits, targets, label_smoothing=smoothing)
+    if perm is None:
+        return loss
+    return lam * loss + (1 - lam) * F.cross_entropy(logits, targets[perm], label_smoothing=smoothing)
