@@ -104,6 +104,21 @@ def test_log_mel_band_normalisation_uses_each_clips_own_valid_frames():
     torch.testing.assert_close(alone[0, :, : frames[1]], feats[1, :, : frames[1]], atol=1e-4, rtol=0)
 
 
+def test_log_mel_stays_float32_under_bf16_autocast():
+    """`trainer.precision=bf16-mixed` autocasts the network; the features must not be rounded to bf16 with it
+    (without the guard the log-mel itself comes out in bf16, 8-bit mantissas)."""
+    from ser_bench.models.frontends import LogMel
+
+    torch.manual_seed(0)
+    wave, lengths = torch.randn(2, 16_000) * 0.1, torch.tensor([16_000, 12_000])
+    frontend = LogMel()
+    expected, _ = frontend(wave, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        feats, _ = frontend(wave, lengths)
+    assert feats.dtype == torch.float32
+    torch.testing.assert_close(feats, expected, atol=0, rtol=0)
+
+
 def test_resnet2d_rejects_an_empty_stage():
     with pytest.raises(InstantiationException, match="at least one channel width and one block"):
         instantiate(compose_cfg(["model=resnet2d", "model.net.blocks=0"]).model.net, num_classes=8)
@@ -151,7 +166,7 @@ def test_step_benchmark_starts(capsys):
 
     main(["step", "--models", "cnn2d", "--rounds", "1", "--batch", "2", "--seconds", "0.5"])
     out = capsys.readouterr().out
-    assert "channels-last" in out and "NCHW / channels-last" in out
+    assert "channels-last + bf16" in out and "NCHW time / channels-last" in out
 
 
 def test_speaker_adversary_reverses_its_gradient_into_the_network():

@@ -48,8 +48,13 @@ class LogMel(nn.Module):
         return lengths // self.hop_length + 1  # centred frames, as torch.stft(center=True) makes them
 
     def raw(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-mel [B, n_mels, frames] before masking and normalisation, and the valid frame counts."""
-        feats = torch.log(self.mel(wave) + 1e-6)
+        """Log-mel [B, n_mels, frames] before masking and normalisation, and the valid frame counts.
+
+        Always float32, also under mixed-precision autocast (`trainer.precision=bf16-mixed`): the mel
+        matmul in bf16 would round the features themselves, as the cache (float32) never does.
+        """
+        with torch.autocast(wave.device.type, enabled=False):
+            feats = torch.log(self.mel(wave.float()) + 1e-6)
         return feats, self.frame_lengths(lengths).clamp(max=feats.shape[-1])
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
