@@ -228,8 +228,10 @@ def _csv(rows: list[list]) -> str:
 
 
 def log_results(metrics: dict[str, float], history: list[dict], best_epoch: int, confusion: np.ndarray,
-                class_names: list[str], predictions: list[dict], checkpoint: str | None) -> None:
-    """Final metrics and the artifacts a reader of the run wants: curves, confusion, predictions."""
+                class_names: list[str], predictions: list[dict], checkpoint: str | None,
+                val_predictions: list[dict] = ()) -> None:
+    """Final metrics and the artifacts a reader of the run wants: curves, confusion, predictions (test clips;
+    and the validation clips', from the same checkpoint, for choosing ensembles)."""
     from ser_bench import plots
 
     mlflow.log_metrics(metrics)
@@ -240,9 +242,10 @@ def log_results(metrics: dict[str, float], history: list[dict], best_epoch: int,
     mlflow.log_text(_csv([["true\\pred", *class_names]] + [[name, *map(int, row)]
                                                            for name, row in zip(class_names, confusion)]),
                     "confusion_matrix.csv")
-    if predictions:
-        header = list(predictions[0])
-        mlflow.log_text(_csv([header] + [[p[h] for h in header] for p in predictions]), "predictions.csv")
+    for rows, name in ((predictions, "predictions.csv"), (val_predictions, "val_predictions.csv")):
+        if rows:
+            header = list(rows[0])
+            mlflow.log_text(_csv([header] + [[p[h] for h in header] for p in rows]), name)
     if checkpoint:
         mlflow.log_artifact(checkpoint, "checkpoints")
 

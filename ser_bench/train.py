@@ -187,8 +187,13 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
                         "best/gap_acc": history[best_idx]["gap/acc"], "epochs": len(history),
                         "params": sum(p.numel() for p in net.parameters())})
         predictions, confusion = test_report(module.test_predictions, manifest, class_names)
+        # The validation clips through the same (best) weights: what ensembles are chosen on (ser_bench.report).
+        val_predictions = []
+        if len(split.val):
+            val_batches = trainer.predict(module, dataloaders=datamodule.val_dataloader())
+            val_predictions, _ = test_report([p for batch in val_batches for p in batch], manifest, class_names)
         tracking.log_results(metrics, history, history[best_idx]["epoch"], confusion, class_names, predictions,
-                             best if cfg.tracking.log_checkpoint else None)
+                             best if cfg.tracking.log_checkpoint else None, val_predictions)
     return {"metrics": metrics, "run_id": mlrun.info.run_id, "split": split.describe(),
             "tracking_uri": cfg.tracking.uri, "experiment": cfg.tracking.experiment}
 
@@ -202,7 +207,8 @@ def training_speakers(manifest: list[Utterance], split, rows: int) -> torch.Tens
 
 def test_report(test_predictions: list[tuple[int, int, list[float]]], manifest: list[Utterance],
                 class_names: list[str]) -> tuple[list[dict], np.ndarray]:
-    """Per-utterance prediction rows (with class probabilities) and the confusion matrix."""
+    """Per-utterance prediction rows (with class probabilities) and the confusion matrix (of any clips:
+    the test clips, or the validation clips)."""
     rows = [manifest[r] for r, _, _ in test_predictions]
     y_true = np.array([label for _, label, _ in test_predictions])
     probs = np.array([p for _, _, p in test_predictions])

@@ -6,8 +6,10 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from sklearn.metrics import balanced_accuracy_score
 
 from ser_bench import train
 from ser_bench.errors import UserError
@@ -15,7 +17,7 @@ from ser_bench.errors import UserError
 from .conftest import CONF, ROOT, compose_cfg, tiny_overrides
 
 ARTIFACTS = {"config.yaml", "split.json", "curves.png", "confusion_matrix.png", "confusion_matrix.csv",
-             "predictions.csv", "checkpoints"}
+             "predictions.csv", "val_predictions.csv", "checkpoints"}
 TAGS = ("model", "augment", "split", "fold", "seed", "corpus", "git_commit", "config_hash", "actors.test")
 
 
@@ -48,6 +50,10 @@ def test_single_run(cache_dir, tmp_path):
     assert lines[0].startswith("utt_id,actor,true,pred,p_neutral")
     assert len(lines) == 1 + 4 * 8  # 4 test actors x 8 clips
     assert {line.split(",")[1] for line in lines[1:]} == {"1", "11", "20", "21"}
+    # The validation clips through the best checkpoint: their UA is the best epoch's validation UA.
+    val = pd.read_csv(client.download_artifacts(run.info.run_id, "val_predictions.csv", str(tmp_path)))
+    assert set(val["actor"].astype(str)) == set(run.data.tags["actors.val"].split())
+    assert balanced_accuracy_score(val["true"], val["pred"]) == pytest.approx(run.data.metrics["best/val_ua"], abs=1e-6)
 
 
 def _one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:

@@ -215,41 +215,59 @@ def _predictions_csv(utts, truth, probs) -> str:
 
 
 def test_seed_ensembles_average_probabilities_per_fold(tmp_path):
-    """Three seeds of one setting: per fold, the probabilities are averaged clip by clip and scored;
-    a setting with one seed, or one whose member lacks predictions, gets no ensemble row."""
+    """Three seeds of one setting: per fold, the probabilities are averaged clip by clip and scored, the
+    validation clips' alike; a setting with one seed, or one whose member lacks predictions, gets no ensemble
+    row; runs without validation predictions get an ensemble row without a validation UA."""
     uri, client, exp = empty_store(tmp_path)
     rng = np.random.default_rng(0)
     truth = np.repeat(np.arange(8), 3)  # 24 clips, 3 per class
     utts = [f"f{i:02d}" for i in range(len(truth))]
-    expected, three = [], {"folds.total": "3"}  # a protocol of 3 folds keeps the store small
+    expected, expected_val, three = [], [], {"folds.total": "3"}  # a protocol of 3 folds keeps the store small
+
+    def draw():
+        p = rng.dirichlet(np.ones(8), size=len(truth))
+        p[np.arange(len(truth)), truth] += rng.uniform(0, 0.5, len(truth))  # better than chance, not perfect
+        return p / p.sum(1, keepdims=True)
+
+    def ua(p):
+        return float(np.mean([(p.argmax(1)[truth == c] == c).mean() for c in range(8)]))  # UA by hand
+
     for fold in range(3):
-        probs = []
+        probs, val_probs = [], []
         for seed in range(3):
-            p = rng.dirichlet(np.ones(8), size=len(truth))
-            p[np.arange(len(truth)), truth] += rng.uniform(0, 0.5, len(truth))  # better than chance, not perfect
-            probs.append(p / p.sum(1, keepdims=True))
-            alone = probs[-1].argmax(1)
-            ua = float(np.mean([(alone[truth == c] == c).mean() for c in range(8)]))
-            rid = add_run(client, exp, "cnn1d", fold, ua, extra_tags={"seed": str(seed), **three})
+            probs.append(draw())
+            val_probs.append(draw())
+            rid = add_run(client, exp, "cnn1d", fold, ua(probs[-1]), extra_tags={"seed": str(seed), **three})
             client.log_text(rid, _predictions_csv(utts, truth, probs[-1]), "predictions.csv")
-        pred = np.mean(probs, axis=0).argmax(1)
-        expected.append(np.mean([(pred[truth == c] == c).mean() for c in range(8)]))  # UA by hand
+            client.log_text(rid, _predictions_csv(utts, truth, val_probs[-1]), "val_predictions.csv")
+        expected.append(ua(np.mean(probs, axis=0)))
+        expected_val.append(ua(np.mean(val_probs, axis=0)))
         add_run(client, exp, "cnn2d", fold, GOOD[fold], extra_tags=three)  # one seed: no ensemble
         for seed in range(2):  # two seeds, but fold 1's second member logged no predictions
             rid = add_run(client, exp, "cnn1d", fold, WEAK[fold], augment="all",
                           extra_tags={"seed": str(seed), **three})
             if (fold, seed) != (1, 1):
                 client.log_text(rid, _predictions_csv(utts, truth, probs[seed]), "predictions.csv")
+        for seed in range(2):  # runs from before val_predictions.csv: an ensemble without a validation UA
+            rid = add_run(client, exp, "cnn1d", fold, WEAK[fold], augment="noise",
+                          extra_tags={"seed": str(seed), **three})
+            client.log_text(rid, _predictions_csv(utts, truth, probs[seed]), "predictions.csv")
 
     md = leaderboard(uri, tmp_path)
     table = md.split("emobox: seed ensembles")[1]
     row = next(line for line in table.splitlines() if line.startswith("| cnn1d + none"))
     assert row.startswith(f"| cnn1d + none | 3/3 | 0,1,2 | {np.mean(expected):.3f} ± {np.std(expected, ddof=1):.3f}")
+    assert f" {np.mean(expected_val):.3f} |" in row  # the ensemble's own validation UA, the figure to choose on
+    other = next(line for line in table.splitlines() if line.startswith("| cnn1d + noise"))
+    assert other.split(" | ")[-2] == "–"  # no val_predictions.csv: no ensemble val UA
     assert "cnn2d" not in table and "cnn1d + all" not in table
     rows = {(r["model"], r["augment"]): r
             for r in csv.DictReader(io.StringIO((tmp_path / "rep" / "leaderboard.csv").read_text()))}
     assert float(rows[("cnn1d", "none")]["ensemble_test/ua_mean"]) == pytest.approx(np.mean(expected), abs=1e-4)
     assert rows[("cnn1d", "none")]["ensemble_seeds"] == "0 1 2"
+    assert float(rows[("cnn1d", "none")]["ensemble_val/ua_mean"]) == pytest.approx(np.mean(expected_val), abs=1e-4)
+    noise = rows[("cnn1d", "noise")]
+    assert noise["ensemble_seeds"] == "0 1" and noise["ensemble_val/ua_mean"] == ""
     assert rows[("cnn2d", "none")]["ensemble_seeds"] == "" and rows[("cnn1d", "all")]["ensemble_seeds"] == ""
 
 

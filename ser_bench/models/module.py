@@ -18,7 +18,8 @@ class SERModule(L.LightningModule):
     """Cross-entropy training with per-epoch train/val metrics and a test pass that keeps predictions.
 
     `history` holds one dict per epoch (train/loss, train/acc, val/loss, val/acc, val/ua, val/wa,
-    gap/acc) for curves; `test_predictions` holds (row, label, probabilities) after `test`.
+    gap/acc) for curves; `test_predictions` holds (row, label, probabilities) after `test`, and
+    `predict` returns the same for any loader (a run uses it on the validation clips).
 
     `mixup` > 0 (Zhang et al., 2018): each training batch is blended with a shuffled copy of itself,
     weight lam ~ Beta(mixup, mixup), and the loss is blended alike. Models with a `frontend` blend its
@@ -172,9 +173,11 @@ class SERModule(L.LightningModule):
         self.test_wa.update(logits, labels)
         self.test_ua.update(logits, labels)
         self.test_f1.update(logits, labels)
-        probs = logits.softmax(-1).cpu()
-        for row, label, p in zip(batch["row"].tolist(), labels.tolist(), probs.tolist()):
-            self.test_predictions.append((row, label, p))
+        self.test_predictions.extend(_clip_probabilities(batch, logits))
+
+    def predict_step(self, batch, batch_idx) -> list[tuple[int, int, list[float]]]:
+        """(row, label, probabilities) per clip: how a run keeps its validation clips' predictions."""
+        return _clip_probabilities(batch, self(batch["wave"], batch["lengths"]))
 
     def on_test_epoch_start(self) -> None:
         self.test_predictions = []
@@ -209,6 +212,11 @@ class SERModule(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _clip_probabilities(batch: dict, logits: torch.Tensor) -> list[tuple[int, int, list[float]]]:
+    probs = logits.float().softmax(-1).cpu()
+    return list(zip(batch["row"].tolist(), batch["label"].tolist(), probs.tolist()))
 
 
 def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor, perm: torch.Tensor | None, lam: float,

@@ -27,7 +27,7 @@ def document(client, collection: Collection, uri: str, when: str) -> tuple[str, 
         if (m := confusion(client, r.run_id)) is not None:
             matrices[r.run_id] = m
     leaky_pairs = {id(a): b for a, b in leakage(groups)}
-    ensembles = seed_ensembles(groups, lambda run_id: artifact(client, run_id, "predictions.csv"))
+    ensembles = seed_ensembles(groups, lambda run_id, name: artifact(client, run_id, name))
     tables = []
     for (corpus, split), members in by_section.items():
         if all(g.leaky for g in members):
@@ -104,15 +104,17 @@ def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict
 
 def _ensemble_table(corpus: str, split: str, ensembles: list[Ensemble]) -> Table:
     headers = ["model + augmentation", "folds", "seeds (one training each)", "ensemble test UA", "WA", "macro-F1",
-               "members' test UA", "gain (UA)", "members' val UA (select on this)"]
+               "members' test UA", "gain (UA)", "ensemble val UA (select on this)", "members' val UA"]
     rows = []
     for e in sorted(ensembles, key=lambda e: -e.summary("test/ua")[0]):
         rows.append([e.group.label, f"{len(e.members)}/{e.group.expected_folds}", ",".join(e.seeds),
                      *(render.mean_std(*e.summary(m)) for m in ("test/ua", "test/wa", "test/macro_f1")),
-                     num(e.members_ua), f"{e.summary('test/ua')[0] - e.members_ua:+.3f}", pm(e.group, "best/val_ua")])
+                     num(e.members_ua), f"{e.summary('test/ua')[0] - e.members_ua:+.3f}", num(e.ensemble_val_ua),
+                     pm(e.group, "best/val_ua")])
     note = ("ENSEMBLES, not single models: per fold, the class probabilities of the setting's seeds (each run's "
             "best-validation checkpoint) are averaged clip by clip and scored. members' test UA = the same seeds "
-            "scored alone, averaged. Not ranked with single models.")
+            "scored alone, averaged. ensemble val UA = the same on the validation clips (– where runs predate "
+            "val_predictions.csv; then choose on the members' val UA). Not ranked with single models.")
     return Table(f"{corpus} · {split}: seed ensembles", note, headers, rows)
 
 

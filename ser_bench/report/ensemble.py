@@ -4,8 +4,9 @@ A complete setting run with two or more seeds on every fold gets an ensemble row
 class probabilities that its seeds' runs logged (`predictions.csv`, from each run's
 best-validation checkpoint) are averaged clip by clip, and UA, WA and macro-F1 are scored on the
 average. Each member was chosen on validation actors as usual and the ensemble makes no choice of
-its own, so the members' validation UA stays the figure to choose settings on. An ensemble costs
-as many trainings as it has seeds; the report says so by listing them.
+its own. Runs that also logged their validation clips' probabilities (`val_predictions.csv`, same
+checkpoint) give the ensemble a validation UA of its own, scored alike: the figure to choose an
+ensemble on. An ensemble costs as many trainings as it has seeds; the report says so by listing them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Ensemble:
     seeds: list[str]
     per_fold: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> fold -> ensemble value
     members: dict[int, float] = field(default_factory=dict)  # fold -> mean test UA of the members alone
+    val_ua: dict[int, float] = field(default_factory=dict)  # fold -> the ensemble's validation UA (where logged)
 
     def summary(self, metric: str) -> tuple[float, float]:
         """Mean and sample std over folds of the ensemble's `metric`."""
@@ -34,6 +36,11 @@ class Ensemble:
     @property
     def members_ua(self) -> float:
         return float(np.mean(list(self.members.values())))
+
+    @property
+    def ensemble_val_ua(self) -> float | None:
+        """Mean over folds of the ensemble's validation UA; None unless every fold's members logged it."""
+        return float(np.mean(list(self.val_ua.values()))) if len(self.val_ua) == len(self.members) else None
 
 
 def read_predictions(path: str) -> tuple[list[str], dict[str, tuple[str, np.ndarray]]]:
@@ -60,7 +67,8 @@ def score(classes: list[str], members: list[dict[str, tuple[str, np.ndarray]]]) 
 def seed_ensembles(groups: list[Group], fetch) -> list[Ensemble]:
     """An Ensemble per complete, honest group with 2+ seeds on every fold whose runs all logged predictions.
 
-    `fetch(run_id)`: the local path of that run's predictions.csv, or None.
+    `fetch(run_id, name)`: the local path of that run's artifact `name` (predictions.csv,
+    val_predictions.csv), or None.
     """
     out = []
     for g in groups:
@@ -75,17 +83,25 @@ def seed_ensembles(groups: list[Group], fetch) -> list[Ensemble]:
         ensemble = Ensemble(g, seeds, {m: {} for m in METRICS})
         for fold, runs in sorted(by_fold.items()):
             members = [runs[s] for s in seeds]
-            paths = [fetch(r.run_id) for r in members]
-            if any(p is None for p in paths):
-                break
-            read = [read_predictions(p) for p in paths]
-            classes = read[0][0]
-            values = score(classes, [preds for _, preds in read]) if all(c == classes for c, _ in read) else None
+            values = _averaged(members, "predictions.csv", fetch)
             if values is None:
                 break
             for metric, value in values.items():
                 ensemble.per_fold[metric][fold] = value
             ensemble.members[fold] = float(np.mean([r.metrics["test/ua"] for r in members]))
+            if (val := _averaged(members, "val_predictions.csv", fetch)) is not None:
+                ensemble.val_ua[fold] = val["test/ua"]
         else:
             out.append(ensemble)
     return out
+
+
+def _averaged(members: list[Record], name: str, fetch) -> dict[str, float] | None:
+    """The metrics of the members' averaged probabilities in artifact `name`; None where one lacks it or they
+    disagree on classes or clips."""
+    paths = [fetch(r.run_id, name) for r in members]
+    if any(p is None for p in paths):
+        return None
+    read = [read_predictions(p) for p in paths]
+    classes = read[0][0]
+    return score(classes, [preds for _, preds in read]) if all(c == classes for c, _ in read) else None

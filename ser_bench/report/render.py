@@ -82,7 +82,7 @@ def to_csv(groups: list[Group], ensembles: list[Ensemble] = ()) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     stats = [f"{m}_{s}" for m in SUMMARISED for s in ("mean", "std", "ci_low", "ci_high")]
-    ensemble_stats = [f"ensemble_{m}_{s}" for m in METRICS for s in ("mean", "std")]
+    ensemble_stats = [f"ensemble_{m}_{s}" for m in METRICS for s in ("mean", "std")] + ["ensemble_val/ua_mean"]
     writer.writerow(["corpus", "split", "model", "augment", "settings", "complete", "leaky", "transductive", "rank",
                      "folds", "seeds", "runs", *stats, "p_ttest_vs_leader", "p_wilcoxon_vs_leader", "minutes_per_run",
                      "params", "ensemble_seeds", *ensemble_stats])
@@ -90,7 +90,8 @@ def to_csv(groups: list[Group], ensembles: list[Ensemble] = ()) -> str:
     for g in groups:
         values = [num(v, 4) for m in SUMMARISED for v in g.summary(m)]
         e = by_group.get(id(g))
-        ensemble = [" ".join(e.seeds), *(num(v, 4) for m in METRICS for v in e.summary(m))] if e else \
+        ensemble = [" ".join(e.seeds), *(num(v, 4) for m in METRICS for v in e.summary(m)),
+                    num(e.ensemble_val_ua, 4) if e.ensemble_val_ua is not None else ""] if e else \
             [""] * (1 + len(ensemble_stats))
         writer.writerow([g.corpus, g.split, g.model, g.augment, " ".join(f"{k}={v}" for k, v in g.settings.items()),
                          g.complete, g.leaky, g.transductive, g.rank or "", " ".join(map(str, g.folds)),
