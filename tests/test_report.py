@@ -52,9 +52,9 @@ def empty_store(tmp_path):
     return uri, MlflowClient(uri), exp
 
 
-def leaderboard(uri, tmp_path) -> str:
+def leaderboard(uri, tmp_path, *extra) -> str:
     """The report's markdown, written without logging a report run."""
-    assert report(uri, tmp_path / "rep", "--no-log") == 0
+    assert report(uri, tmp_path / "rep", "--no-log", *extra) == 0
     return (tmp_path / "rep" / "leaderboard.md").read_text()
 
 
@@ -208,6 +208,12 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
+def _ua(truth, probs) -> float:
+    """UA by hand: the mean over classes of the share of that class's clips predicted right."""
+    pred = probs.argmax(1)
+    return float(np.mean([(pred[truth == c] == c).mean() for c in range(8)]))
+
+
 def _predictions_csv(utts, truth, probs) -> str:
     header = ["utt_id", "actor", "true", "pred", *(f"p_{c}" for c in EMOTIONS)]
     rows = [[u, "1", EMOTIONS[t], EMOTIONS[int(p.argmax())], *map(str, p)] for u, t, p in zip(utts, truth, probs)]
@@ -229,19 +235,16 @@ def test_seed_ensembles_average_probabilities_per_fold(tmp_path):
         p[np.arange(len(truth)), truth] += rng.uniform(0, 0.5, len(truth))  # better than chance, not perfect
         return p / p.sum(1, keepdims=True)
 
-    def ua(p):
-        return float(np.mean([(p.argmax(1)[truth == c] == c).mean() for c in range(8)]))  # UA by hand
-
     for fold in range(3):
         probs, val_probs = [], []
         for seed in range(3):
             probs.append(draw())
             val_probs.append(draw())
-            rid = add_run(client, exp, "cnn1d", fold, ua(probs[-1]), extra_tags={"seed": str(seed), **three})
+            rid = add_run(client, exp, "cnn1d", fold, _ua(truth, probs[-1]), extra_tags={"seed": str(seed), **three})
             client.log_text(rid, _predictions_csv(utts, truth, probs[-1]), "predictions.csv")
             client.log_text(rid, _predictions_csv(utts, truth, val_probs[-1]), "val_predictions.csv")
-        expected.append(ua(np.mean(probs, axis=0)))
-        expected_val.append(ua(np.mean(val_probs, axis=0)))
+        expected.append(_ua(truth, np.mean(probs, axis=0)))
+        expected_val.append(_ua(truth, np.mean(val_probs, axis=0)))
         add_run(client, exp, "cnn2d", fold, GOOD[fold], extra_tags=three)  # one seed: no ensemble
         for seed in range(2):  # two seeds, but fold 1's second member logged no predictions
             rid = add_run(client, exp, "cnn1d", fold, WEAK[fold], augment="all",
@@ -254,9 +257,10 @@ def test_seed_ensembles_average_probabilities_per_fold(tmp_path):
             client.log_text(rid, _predictions_csv(utts, truth, probs[seed]), "predictions.csv")
 
     md = leaderboard(uri, tmp_path)
-    table = md.split("emobox: seed ensembles")[1]
-    row = next(line for line in table.splitlines() if line.startswith("| cnn1d + none"))
-    assert row.startswith(f"| cnn1d + none | 3/3 | 0,1,2 | {np.mean(expected):.3f} ± {np.std(expected, ddof=1):.3f}")
+    table = md.split("emobox: ensembles")[1]
+    row = next(line for line in table.splitlines() if line.startswith("| cnn1d + none |"))
+    mean, std = np.mean(expected), np.std(expected, ddof=1)
+    assert row.startswith(f"| cnn1d + none | 3/3 | 0,1,2 | 3 | {mean:.3f} ± {std:.3f}")
     assert f" {np.mean(expected_val):.3f} |" in row  # the ensemble's own validation UA, the figure to choose on
     other = next(line for line in table.splitlines() if line.startswith("| cnn1d + noise"))
     assert other.split(" | ")[-2] == "–"  # no val_predictions.csv: no ensemble val UA
@@ -269,6 +273,37 @@ def test_seed_ensembles_average_probabilities_per_fold(tmp_path):
     noise = rows[("cnn1d", "noise")]
     assert noise["ensemble_seeds"] == "0 1" and noise["ensemble_val/ua_mean"] == ""
     assert rows[("cnn2d", "none")]["ensemble_seeds"] == "" and rows[("cnn1d", "all")]["ensemble_seeds"] == ""
+
+
+def test_settings_ensembles_combine_named_settings(tmp_path, capsys):
+    """--ensemble "A | B": the named settings' common seeds, averaged together per fold; a part that names no
+    setting or several is one error line, and nothing is written."""
+    uri, client, exp = empty_store(tmp_path)
+    rng = np.random.default_rng(1)
+    truth = np.repeat(np.arange(8), 3)
+    utts = [f"f{i:02d}" for i in range(len(truth))]
+    three, expected = {"folds.total": "3"}, []
+    for fold in range(3):
+        runs = []
+        for augment, seeds in (("none", 3), ("noise", 2)):  # seeds 0 and 1 are common to both settings
+            for seed in range(seeds):
+                p = rng.dirichlet(np.ones(8), size=len(truth))
+                p[np.arange(len(truth)), truth] += rng.uniform(0, 0.4, len(truth))
+                runs.append((seed, p / p.sum(1, keepdims=True)))
+                rid = add_run(client, exp, "cnn1d", fold, _ua(truth, runs[-1][1]), augment=augment,
+                              extra_tags={"seed": str(seed), **three})
+                client.log_text(rid, _predictions_csv(utts, truth, runs[-1][1]), "predictions.csv")
+        expected.append(_ua(truth, np.mean([p for seed, p in runs if seed < 2], axis=0)))  # 2 seeds x 2 settings
+    md = leaderboard(uri, tmp_path, "--ensemble", "cnn1d + none | cnn1d + noise")
+    row = next(line for line in md.splitlines() if line.startswith("| cnn1d + none & cnn1d + noise |"))
+    assert row.startswith(f"| cnn1d + none & cnn1d + noise | 3/3 | 0,1 | 4 | {np.mean(expected):.3f} ± ")
+    for spec, needle in (("cnn1d | cnn1d + noise", "'cnn1d' names 2 complete settings"),
+                         ("cnn1d + none | cnn2d", "'cnn2d' names no complete setting"),
+                         ("cnn1d + none", "name two or more different settings")):
+        out = tmp_path / spec.replace(" ", "").replace("|", "_").replace("+", "")
+        assert report(uri, out, "--ensemble", spec) == 2
+        _error(capsys, needle)
+        assert not out.exists()
 
 
 def test_transductive_settings_are_listed_but_never_ranked(tmp_path):

@@ -1,6 +1,7 @@
 """`python -m ser_bench.report`: the leaderboard of one or more MLflow experiments.
 
-    python -m ser_bench.report [--tracking-uri URI] [--experiment NAME ...] [--out DIR] [--no-log]
+    python -m ser_bench.report [--tracking-uri URI] [--experiment NAME ...] [--ensemble "A | B" ...]
+                               [--out DIR] [--no-log]
 
 Writes leaderboard.md, leaderboard.html (self-contained, plots embedded) and leaderboard.csv into
 --out, prints the Markdown, and logs the three files as the artifacts of a `report` run in the
@@ -27,13 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default="sqlite:///mlruns/mlflow.db", help=HELP_URI)
     parser.add_argument("--experiment", action="append", help="experiment name; repeat to pool several "
                         "(default: ser_bench)")
+    parser.add_argument("--ensemble", action="append", default=[], metavar='"A | B"',
+                        help="also score an ensemble of these settings (each part: a piece of a setting's label in "
+                        "the leaderboard, e.g. 'cnn1d + speed_pitch | resnet2d'); repeat for several")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/EXPERIMENT)")
     parser.add_argument("--no-log", action="store_true", help="do not log the report to MLflow")
     args = parser.parse_args(argv)
     experiments = args.experiment or ["ser_bench"]
     out = args.out or Path("reports") / experiments[0]
     try:
-        files = build(args.tracking_uri, experiments)
+        files = build(args.tracking_uri, experiments, args.ensemble)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def build(uri: str, experiments: list[str]) -> dict[str, str]:
+def build(uri: str, experiments: list[str], ensembles: list[str] = ()) -> dict[str, str]:
     from mlflow.tracking import MlflowClient
 
     from ser_bench.report.collect import collect
@@ -58,7 +62,7 @@ def build(uri: str, experiments: list[str]) -> dict[str, str]:
         raise UserError(f"no MLflow store at {db}: run a training job first, or pass --tracking-uri")
     client = MlflowClient(uri)
     collection = collect(client, experiments)
-    md, page, table = document(client, collection, uri, dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
+    md, page, table = document(client, collection, uri, dt.datetime.now().strftime("%Y-%m-%d %H:%M"), ensembles)
     return {"leaderboard.md": md, "leaderboard.html": page, "leaderboard.csv": table}
 
 

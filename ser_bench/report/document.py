@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from ser_bench.report import figures, render
 from ser_bench.report.collect import Collection, artifact, confusion, curves
-from ser_bench.report.ensemble import Ensemble, seed_ensembles
+from ser_bench.report.ensemble import Ensemble, seed_ensembles, settings_ensembles
 from ser_bench.report.render import Table, num, pm
 from ser_bench.report.stats import REFERENCES, Group, baselines, build_groups, leakage, sections, validation_marks
 
@@ -17,7 +17,9 @@ HEADERS = ["rank", "model + augmentation", "folds", "seeds", "test UA", "95% CI"
 MAX_CURVES = 10
 
 
-def document(client, collection: Collection, uri: str, when: str) -> tuple[str, str, str]:
+def document(client, collection: Collection, uri: str, when: str,
+             ensemble_specs: list[str] = ()) -> tuple[str, str, str]:
+    """The Markdown, HTML and CSV leaderboards; `ensemble_specs`: settings ensembles to score ("A | B")."""
     groups = build_groups(collection.records)
     by_section = sections(groups)
     histories, matrices = {}, {}
@@ -27,14 +29,18 @@ def document(client, collection: Collection, uri: str, when: str) -> tuple[str, 
         if (m := confusion(client, r.run_id)) is not None:
             matrices[r.run_id] = m
     leaky_pairs = {id(a): b for a, b in leakage(groups)}
-    ensembles = seed_ensembles(groups, lambda run_id, name: artifact(client, run_id, name))
+    def fetch(run_id: str, name: str) -> str | None:
+        return artifact(client, run_id, name)
+
+    combined = settings_ensembles(groups, list(ensemble_specs), fetch)
+    ensembles = seed_ensembles(groups, fetch)
     tables = []
     for (corpus, split), members in by_section.items():
         if all(g.leaky for g in members):
             tables.append(_leaky_table(corpus, split, members, leaky_pairs))
         else:
             tables.append(_ranked_table(corpus, split, members, histories, matrices))
-            if own := [e for e in ensembles if any(e.group is g for g in members)]:
+            if own := [e for e in ensembles + combined if any(e.groups[0] is g for g in members)]:
                 tables.append(_ensemble_table(corpus, split, own))
     excluded = ", ".join(f"{n} {why}" for why, n in sorted(collection.excluded.items())) or "none"
     title = f"Leaderboard: {', '.join(collection.experiments)}"
@@ -103,19 +109,20 @@ def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict
 
 
 def _ensemble_table(corpus: str, split: str, ensembles: list[Ensemble]) -> Table:
-    headers = ["model + augmentation", "folds", "seeds (one training each)", "ensemble test UA", "WA", "macro-F1",
+    headers = ["setting(s)", "folds", "seeds", "trainings per fold", "ensemble test UA", "WA", "macro-F1",
                "members' test UA", "gain (UA)", "ensemble val UA (select on this)", "members' val UA"]
     rows = []
     for e in sorted(ensembles, key=lambda e: -e.summary("test/ua")[0]):
-        rows.append([e.group.label, f"{len(e.members)}/{e.group.expected_folds}", ",".join(e.seeds),
+        rows.append([e.label, f"{len(e.members)}/{e.groups[0].expected_folds}", ",".join(e.seeds), str(e.trainings),
                      *(render.mean_std(*e.summary(m)) for m in ("test/ua", "test/wa", "test/macro_f1")),
                      num(e.members_ua), f"{e.summary('test/ua')[0] - e.members_ua:+.3f}", num(e.ensemble_val_ua),
-                     pm(e.group, "best/val_ua")])
-    note = ("ENSEMBLES, not single models: per fold, the class probabilities of the setting's seeds (each run's "
-            "best-validation checkpoint) are averaged clip by clip and scored. members' test UA = the same seeds "
+                     num(e.members_val_ua)])
+    note = ("ENSEMBLES, not single models: per fold, the class probabilities of the members (a setting's seeds, or "
+            "the settings named with --ensemble, '&' in the first column, each with those seeds; every run's "
+            "best-validation checkpoint) are averaged clip by clip and scored. members' test UA = the same runs "
             "scored alone, averaged. ensemble val UA = the same on the validation clips (– where runs predate "
             "val_predictions.csv; then choose on the members' val UA). Not ranked with single models.")
-    return Table(f"{corpus} · {split}: seed ensembles", note, headers, rows)
+    return Table(f"{corpus} · {split}: ensembles", note, headers, rows)
 
 
 def _leaky_table(corpus: str, split: str, members: list[Group], pairs: dict) -> Table:

@@ -1,12 +1,14 @@
-"""Seed ensembles: one setting's runs on a fold, their test-clip probabilities averaged.
+"""Ensembles: runs on the same fold, their test-clip probabilities averaged clip by clip.
 
-A complete setting run with two or more seeds on every fold gets an ensemble row. Per fold, the
-class probabilities that its seeds' runs logged (`predictions.csv`, from each run's
-best-validation checkpoint) are averaged clip by clip, and UA, WA and macro-F1 are scored on the
-average. Each member was chosen on validation actors as usual and the ensemble makes no choice of
-its own. Runs that also logged their validation clips' probabilities (`val_predictions.csv`, same
-checkpoint) give the ensemble a validation UA of its own, scored alike: the figure to choose an
-ensemble on. An ensemble costs as many trainings as it has seeds; the report says so by listing them.
+A seed ensemble: a complete setting run with two or more seeds on every fold gets an ensemble row.
+A settings ensemble: settings the user names (`python -m ser_bench.report --ensemble "A | B"`), all
+their seeds together, e.g. a 1D and a 2D CNN. Per fold, the class probabilities that the members
+logged (`predictions.csv`, from each run's best-validation checkpoint) are averaged clip by clip,
+every member run with the same weight, and UA, WA and macro-F1 are scored on the average. Each
+member was chosen on validation actors as usual and the ensemble makes no choice of its own. Runs
+that also logged their validation clips' probabilities (`val_predictions.csv`, same checkpoint)
+give the ensemble a validation UA of its own, scored alike: the figure to choose an ensemble on.
+An ensemble costs as many trainings as it has members; the report says so by listing them.
 """
 
 from __future__ import annotations
@@ -17,17 +19,27 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
+from ser_bench.errors import UserError
 from ser_bench.report.collect import Record
 from ser_bench.report.stats import METRICS, Group, fold_summary
 
 
 @dataclass
 class Ensemble:
-    group: Group
-    seeds: list[str]
+    groups: list[Group]  # one (a seed ensemble) or several (a settings ensemble)
+    seeds: list[str]  # the seeds each group contributes on every fold
     per_fold: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> fold -> ensemble value
     members: dict[int, float] = field(default_factory=dict)  # fold -> mean test UA of the members alone
     val_ua: dict[int, float] = field(default_factory=dict)  # fold -> the ensemble's validation UA (where logged)
+
+    @property
+    def label(self) -> str:
+        return " & ".join(g.label for g in self.groups)
+
+    @property
+    def trainings(self) -> int:
+        """Trainings per fold."""
+        return len(self.groups) * len(self.seeds)
 
     def summary(self, metric: str) -> tuple[float, float]:
         """Mean and sample std over folds of the ensemble's `metric`."""
@@ -36,6 +48,11 @@ class Ensemble:
     @property
     def members_ua(self) -> float:
         return float(np.mean(list(self.members.values())))
+
+    @property
+    def members_val_ua(self) -> float:
+        """The members' own validation UA, averaged (each group's mean over folds and seeds)."""
+        return float(np.mean([g.summary("best/val_ua")[0] for g in self.groups]))
 
     @property
     def ensemble_val_ua(self) -> float | None:
@@ -72,28 +89,69 @@ def seed_ensembles(groups: list[Group], fetch) -> list[Ensemble]:
     """
     out = []
     for g in groups:
-        if not g.complete or g.leaky:
-            continue
-        by_fold: dict[int, dict[str, Record]] = {}
-        for r in g.records:
-            by_fold.setdefault(r.fold, {}).setdefault(r.seed, r)  # a seed run twice on a fold: its first record
-        seeds = sorted(set.intersection(*(set(runs) for runs in by_fold.values())), key=lambda s: (len(s), s))
-        if len(seeds) < 2:
-            continue
-        ensemble = Ensemble(g, seeds, {m: {} for m in METRICS})
-        for fold, runs in sorted(by_fold.items()):
-            members = [runs[s] for s in seeds]
-            values = _averaged(members, "predictions.csv", fetch)
-            if values is None:
-                break
-            for metric, value in values.items():
-                ensemble.per_fold[metric][fold] = value
-            ensemble.members[fold] = float(np.mean([r.metrics["test/ua"] for r in members]))
-            if (val := _averaged(members, "val_predictions.csv", fetch)) is not None:
-                ensemble.val_ua[fold] = val["test/ua"]
-        else:
+        if g.complete and not g.leaky and len(_common_seeds([g])) >= 2:
+            if (ensemble := _ensemble([g], fetch)) is not None:
+                out.append(ensemble)
+    return out
+
+
+def settings_ensembles(groups: list[Group], specs: list[str], fetch) -> list[Ensemble]:
+    """An Ensemble per spec "A | B | ...": each part names one complete, honest setting by a piece of its
+    leaderboard label (the whole label where a piece fits several). All of each setting's seeds common to
+    every fold take part. A spec that names no setting, several, or settings on different folds is a
+    UserError; one whose runs lack predictions gets no row."""
+    out = []
+    for spec in specs:
+        chosen = [_one_setting(groups, part.strip(), spec) for part in spec.split("|") if part.strip()]
+        if len(chosen) < 2 or len({id(g) for g in chosen}) < len(chosen):
+            raise UserError(f"--ensemble {spec!r}: name two or more different settings, separated by '|'")
+        if len({(g.corpus, g.split, g.expected_folds) for g in chosen}) > 1:
+            raise UserError(f"--ensemble {spec!r}: the settings were not run on the same corpus and folds")
+        if (ensemble := _ensemble(chosen, fetch)) is not None:
             out.append(ensemble)
     return out
+
+
+def _one_setting(groups: list[Group], part: str, spec: str) -> Group:
+    usable = [g for g in groups if g.complete and not g.leaky]
+    exact = [g for g in usable if g.label == part]
+    found = exact or [g for g in usable if part in g.label]
+    if len(found) != 1:
+        listed = "; ".join(g.label for g in (found or usable)) or "none"
+        raise UserError(f"--ensemble {spec!r}: {part!r} names {len(found) or 'no'} complete setting"
+                        f"{'' if len(found) == 1 else 's'} ({'matches' if found else 'complete settings'}: {listed})")
+    return found[0]
+
+
+def _common_seeds(groups: list[Group]) -> list[str]:
+    """The seeds that every fold of every group has."""
+    per_fold = [{r.seed for r in g.records if r.fold == f} for g in groups for f in g.folds]
+    return sorted(set.intersection(*per_fold), key=lambda s: (len(s), s)) if per_fold else []
+
+
+def _ensemble(groups: list[Group], fetch) -> Ensemble | None:
+    """Score `groups`' common seeds per fold; None where a member's predictions are missing or do not match."""
+    seeds = _common_seeds(groups)
+    if not seeds:
+        return None
+    ensemble = Ensemble(groups, seeds, {m: {} for m in METRICS})
+    for fold in groups[0].folds:
+        members = []
+        for g in groups:
+            first: dict[str, Record] = {}
+            for r in g.records:
+                if r.fold == fold:
+                    first.setdefault(r.seed, r)  # a seed run twice on a fold: its first record
+            members += [first[s] for s in seeds]
+        values = _averaged(members, "predictions.csv", fetch)
+        if values is None:
+            return None
+        for metric, value in values.items():
+            ensemble.per_fold[metric][fold] = value
+        ensemble.members[fold] = float(np.mean([r.metrics["test/ua"] for r in members]))
+        if (val := _averaged(members, "val_predictions.csv", fetch)) is not None:
+            ensemble.val_ua[fold] = val["test/ua"]
+    return ensemble
 
 
 def _averaged(members: list[Record], name: str, fetch) -> dict[str, float] | None:

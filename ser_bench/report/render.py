@@ -78,7 +78,8 @@ def to_html(title: str, preamble: list[str], tables: list[Table]) -> str:
 
 
 def to_csv(groups: list[Group], ensembles: list[Ensemble] = ()) -> str:
-    """One row per setting; a setting with a seed ensemble also gets the ensemble's figures."""
+    """One row per setting; a setting with a seed ensemble also gets the ensemble's figures (settings
+    ensembles, which span several rows, are in the Markdown and HTML only)."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     stats = [f"{m}_{s}" for m in SUMMARISED for s in ("mean", "std", "ci_low", "ci_high")]
@@ -86,7 +87,7 @@ def to_csv(groups: list[Group], ensembles: list[Ensemble] = ()) -> str:
     writer.writerow(["corpus", "split", "model", "augment", "settings", "complete", "leaky", "transductive", "rank",
                      "folds", "seeds", "runs", *stats, "p_ttest_vs_leader", "p_wilcoxon_vs_leader", "minutes_per_run",
                      "params", "ensemble_seeds", *ensemble_stats])
-    by_group = {id(e.group): e for e in ensembles}
+    by_group = {id(e.groups[0]): e for e in ensembles if len(e.groups) == 1}  # seed ensembles
     for g in groups:
         values = [num(v, 4) for m in SUMMARISED for v in g.summary(m)]
         e = by_group.get(id(g))
