@@ -187,11 +187,9 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
                         "best/gap_acc": history[best_idx]["gap/acc"], "epochs": len(history),
                         "params": sum(p.numel() for p in net.parameters())})
         predictions, confusion = test_report(module.test_predictions, manifest, class_names)
-        # The validation clips through the same (best) weights: what ensembles are chosen on (ser_bench.report).
-        val_predictions = []
-        if len(split.val):
-            val_batches = trainer.predict(module, dataloaders=datamodule.val_dataloader())
-            val_predictions, _ = test_report([p for batch in val_batches for p in batch], manifest, class_names)
+        # The validation clips at the best epoch (the tested checkpoint's): what ensembles are chosen on.
+        val_predictions = test_report(module.val_predictions, manifest, class_names)[0] if module.val_predictions \
+            else []
         tracking.log_results(metrics, history, history[best_idx]["epoch"], confusion, class_names, predictions,
                              best if cfg.tracking.log_checkpoint else None, val_predictions)
     return {"metrics": metrics, "run_id": mlrun.info.run_id, "split": split.describe(),

@@ -210,3 +210,34 @@ def test_speaker_adversary_is_optimised(model, tiny_pretrained):
                        speaker_adversarial=0.5, speaker_of_row=torch.tensor([0, 1, -1]))
     optimised = {id(p) for group in module.configure_optimizers().param_groups for p in group["params"]}
     assert all(id(p) in optimised for p in module.adversary.parameters())
+
+
+def test_validation_predictions_are_kept_from_the_best_epoch():
+    """A run logs its validation clips' probabilities from the epoch whose checkpoint it tests: the first
+    maximum of validation UA, not the last epoch."""
+    import lightning as L
+
+    from ser_bench.models.module import SERModule
+
+    class Fixed(torch.nn.Module):  # logits = the clip's first samples; `quality` picks how many clips come out right
+        def __init__(self):
+            super().__init__()
+            self.quality = torch.nn.Parameter(torch.tensor(1.0))
+
+        def forward(self, wave, lengths):
+            return wave[:, :4] * self.quality
+
+    truth = torch.arange(8) % 4
+    right = torch.nn.functional.one_hot(truth, 4).float()
+    batch = {"wave": right, "lengths": torch.full((8,), 4), "label": truth, "row": torch.arange(100, 108)}
+    module = SERModule(Fixed(), list("abcd"))
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    for quality in (1.0, -1.0, 1.0, 2.0):  # UA 1, 0, 1 (a tie: not a new best), 1 (a tie)
+        module.net.quality.data.fill_(quality)
+        module.train_acc.update(torch.zeros(1, 4), torch.zeros(1, dtype=torch.long))  # a training epoch ran
+        module.train_loss.update(torch.tensor(1.0))
+        trainer.validate(module, dataloaders=torch.utils.data.DataLoader([batch], batch_size=None), verbose=False)
+    assert [h["val/ua"] for h in module.history] == [1.0, 0.0, 1.0, 1.0]
+    rows, labels, probs = zip(*module.val_predictions)
+    assert list(rows) == list(range(100, 108)) and list(labels) == truth.tolist()
+    torch.testing.assert_close(torch.tensor(probs), right.softmax(-1))  # the first epoch's (quality 1), not the last

@@ -19,7 +19,8 @@ class SERModule(L.LightningModule):
 
     `history` holds one dict per epoch (train/loss, train/acc, val/loss, val/acc, val/ua, val/wa,
     gap/acc) for curves; `test_predictions` holds (row, label, probabilities) after `test`, and
-    `predict` returns the same for any loader (a run uses it on the validation clips).
+    `val_predictions` the same for the validation clips at the best epoch so far (the first maximum of
+    validation UA, the epoch whose checkpoint a run tests).
 
     `mixup` > 0 (Zhang et al., 2018): each training batch is blended with a shuffled copy of itself,
     weight lam ~ Beta(mixup, mixup), and the loss is blended alike. Models with a `frontend` blend its
@@ -62,6 +63,8 @@ class SERModule(L.LightningModule):
         self.test_f1 = MulticlassF1Score(n, average="macro")
         self.history: list[dict[str, float]] = []
         self.test_predictions: list[tuple[int, int, list[float]]] = []
+        self.val_predictions: list[tuple[int, int, list[float]]] = []
+        self._val_epoch: list[tuple[int, int, list[float]]] = []  # the running validation pass's predictions
         self._mix: tuple[torch.Tensor, float] | None = None  # (permutation, lam) during a mixup training step
         if mixup > 0 and getattr(net, "frontend", None) is not None:
             net.frontend.register_forward_hook(self._mix_frontend)
@@ -149,6 +152,10 @@ class SERModule(L.LightningModule):
         self.val_loss.update(F.cross_entropy(logits, batch["label"]), weight=len(logits))
         self.val_wa.update(logits, batch["label"])
         self.val_ua.update(logits, batch["label"])
+        self._val_epoch.extend(_clip_probabilities(batch, logits))
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_epoch = []
 
     def on_validation_epoch_end(self) -> None:
         # Validation runs after the epoch's last training batch, so the train metrics are complete here.
@@ -163,6 +170,8 @@ class SERModule(L.LightningModule):
             epoch["gap/acc"] = epoch["train/acc"] - epoch["val/acc"]
             if self.adversary is not None:  # how well the adversary still tells the training speakers apart
                 epoch["train/speaker_acc"] = self.train_speaker_acc.compute().item()
+            if all(epoch["val/ua"] > h["val/ua"] for h in self.history):  # a new best: the checkpoint's epoch
+                self.val_predictions = self._val_epoch
             self.history.append({"epoch": self.current_epoch, **epoch})
         for name, value in epoch.items():
             self.log(name, value, prog_bar=name in ("val/ua", "train/acc"), logger=False)
@@ -174,10 +183,6 @@ class SERModule(L.LightningModule):
         self.test_ua.update(logits, labels)
         self.test_f1.update(logits, labels)
         self.test_predictions.extend(_clip_probabilities(batch, logits))
-
-    def predict_step(self, batch, batch_idx) -> list[tuple[int, int, list[float]]]:
-        """(row, label, probabilities) per clip: how a run keeps its validation clips' predictions."""
-        return _clip_probabilities(batch, self(batch["wave"], batch["lengths"]))
 
     def on_test_epoch_start(self) -> None:
         self.test_predictions = []
