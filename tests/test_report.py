@@ -276,8 +276,8 @@ def test_seed_ensembles_average_probabilities_per_fold(tmp_path):
 
 
 def test_settings_ensembles_combine_named_settings(tmp_path, capsys):
-    """--ensemble "A | B": the named settings' common seeds, averaged together per fold; a part that names no
-    setting or several is one error line, and nothing is written."""
+    """--ensemble "A | B": per fold, each named setting's seeds averaged, then the settings with equal weight; a
+    part that names no setting or several is one error line, and nothing is written."""
     uri, client, exp = empty_store(tmp_path)
     rng = np.random.default_rng(1)
     truth = np.repeat(np.arange(8), 3)
@@ -285,18 +285,19 @@ def test_settings_ensembles_combine_named_settings(tmp_path, capsys):
     three, expected = {"folds.total": "3"}, []
     for fold in range(3):
         runs = []
-        for augment, seeds in (("none", 3), ("noise", 2)):  # seeds 0 and 1 are common to both settings
+        for augment, seeds in (("none", 3), ("noise", 2)):
             for seed in range(seeds):
                 p = rng.dirichlet(np.ones(8), size=len(truth))
                 p[np.arange(len(truth)), truth] += rng.uniform(0, 0.4, len(truth))
-                runs.append((seed, p / p.sum(1, keepdims=True)))
+                runs.append((augment, p / p.sum(1, keepdims=True)))
                 rid = add_run(client, exp, "cnn1d", fold, _ua(truth, runs[-1][1]), augment=augment,
                               extra_tags={"seed": str(seed), **three})
                 client.log_text(rid, _predictions_csv(utts, truth, runs[-1][1]), "predictions.csv")
-        expected.append(_ua(truth, np.mean([p for seed, p in runs if seed < 2], axis=0)))  # 2 seeds x 2 settings
+        setting_means = [np.mean([p for a, p in runs if a == augment], axis=0) for augment in ("none", "noise")]
+        expected.append(_ua(truth, np.mean(setting_means, axis=0)))
     md = leaderboard(uri, tmp_path, "--ensemble", "cnn1d + none | cnn1d + noise")
     row = next(line for line in md.splitlines() if line.startswith("| cnn1d + none & cnn1d + noise |"))
-    assert row.startswith(f"| cnn1d + none & cnn1d + noise | 3/3 | 0,1 | 4 | {np.mean(expected):.3f} ± ")
+    assert row.startswith(f"| cnn1d + none & cnn1d + noise | 3/3 | 0,1,2 & 0,1 | 5 | {np.mean(expected):.3f} ± ")
     for spec, needle in (("cnn1d | cnn1d + noise", "'cnn1d' names 2 complete settings"),
                          ("cnn1d + none | cnn2d", "'cnn2d' names no complete setting"),
                          ("cnn1d + none", "name two or more different settings")):

@@ -113,15 +113,17 @@ def _ensemble_table(corpus: str, split: str, ensembles: list[Ensemble]) -> Table
                "members' test UA", "gain (UA)", "ensemble val UA (select on this)", "members' val UA"]
     rows = []
     for e in sorted(ensembles, key=lambda e: -e.summary("test/ua")[0]):
-        rows.append([e.label, f"{len(e.members)}/{e.groups[0].expected_folds}", ",".join(e.seeds), str(e.trainings),
+        rows.append([e.label, f"{len(e.members)}/{e.groups[0].expected_folds}", " & ".join(map(",".join, e.seeds)),
+                     str(e.trainings),
                      *(render.mean_std(*e.summary(m)) for m in ("test/ua", "test/wa", "test/macro_f1")),
                      num(e.members_ua), f"{e.summary('test/ua')[0] - e.members_ua:+.3f}", num(e.ensemble_val_ua),
                      num(e.members_val_ua)])
-    note = ("ENSEMBLES, not single models: per fold, the class probabilities of the members (a setting's seeds, or "
-            "the settings named with --ensemble, '&' in the first column, each with those seeds; every run's "
-            "best-validation checkpoint) are averaged clip by clip and scored. members' test UA = the same runs "
-            "scored alone, averaged. ensemble val UA = the same on the validation clips (– where runs predate "
-            "val_predictions.csv; then choose on the members' val UA). Not ranked with single models.")
+    note = ("ENSEMBLES, not single models: per fold, the class probabilities of the members (a setting's seeds; or "
+            "the settings named with --ensemble, '&' in the first column, each setting's seeds averaged first, then "
+            "the settings with equal weight; every run's best-validation checkpoint) are averaged clip by clip and "
+            "scored. members' test UA = the same runs scored alone, weighted alike. ensemble val UA = the ensemble "
+            "on the validation clips (– where runs predate val_predictions.csv; then choose on the members' val "
+            "UA). Not ranked with single models.")
     return Table(f"{corpus} · {split}: ensembles", note, headers, rows)
 
 

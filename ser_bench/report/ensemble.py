@@ -1,14 +1,15 @@
 """Ensembles: runs on the same fold, their test-clip probabilities averaged clip by clip.
 
-A seed ensemble: a complete setting run with two or more seeds on every fold gets an ensemble row.
-A settings ensemble: settings the user names (`python -m ser_bench.report --ensemble "A | B"`), all
-their seeds together, e.g. a 1D and a 2D CNN. Per fold, the class probabilities that the members
-logged (`predictions.csv`, from each run's best-validation checkpoint) are averaged clip by clip,
-every member run with the same weight, and UA, WA and macro-F1 are scored on the average. Each
-member was chosen on validation actors as usual and the ensemble makes no choice of its own. Runs
-that also logged their validation clips' probabilities (`val_predictions.csv`, same checkpoint)
-give the ensemble a validation UA of its own, scored alike: the figure to choose an ensemble on.
-An ensemble costs as many trainings as it has members; the report says so by listing them.
+A seed ensemble: a complete setting run with two or more seeds on every fold gets an ensemble row;
+its seeds' probabilities are averaged. A settings ensemble: settings the user names (`python -m
+ser_bench.report --ensemble "A | B"`), e.g. a 1D and a 2D CNN, each with all the seeds it has on
+every fold: each setting's seeds are averaged first, then the settings with equal weight. The
+probabilities are those each member run logged (`predictions.csv`, from its best-validation
+checkpoint), and UA, WA and macro-F1 are scored on the average. Each member was chosen on
+validation actors as usual and the ensemble makes no choice of its own. Runs that also logged
+their validation clips' probabilities (`val_predictions.csv`, same checkpoint) give the ensemble a
+validation UA of its own, scored alike: the figure to choose an ensemble on. An ensemble costs as
+many trainings as it has member runs; the report says so.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from ser_bench.report.stats import METRICS, Group, fold_summary
 @dataclass
 class Ensemble:
     groups: list[Group]  # one (a seed ensemble) or several (a settings ensemble)
-    seeds: list[str]  # the seeds each group contributes on every fold
+    seeds: list[list[str]]  # per group, the seeds it contributes on every fold
     per_fold: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> fold -> ensemble value
-    members: dict[int, float] = field(default_factory=dict)  # fold -> mean test UA of the members alone
+    members: dict[int, float] = field(default_factory=dict)  # fold -> the members' own test UA (weighted alike)
     val_ua: dict[int, float] = field(default_factory=dict)  # fold -> the ensemble's validation UA (where logged)
 
     @property
@@ -39,7 +40,7 @@ class Ensemble:
     @property
     def trainings(self) -> int:
         """Trainings per fold."""
-        return len(self.groups) * len(self.seeds)
+        return sum(map(len, self.seeds))
 
     def summary(self, metric: str) -> tuple[float, float]:
         """Mean and sample std over folds of the ensemble's `metric`."""
@@ -89,7 +90,7 @@ def seed_ensembles(groups: list[Group], fetch) -> list[Ensemble]:
     """
     out = []
     for g in groups:
-        if g.complete and not g.leaky and len(_common_seeds([g])) >= 2:
+        if g.complete and not g.leaky and len(_seeds(g)) >= 2:
             if (ensemble := _ensemble([g], fetch)) is not None:
                 out.append(ensemble)
     return out
@@ -97,8 +98,8 @@ def seed_ensembles(groups: list[Group], fetch) -> list[Ensemble]:
 
 def settings_ensembles(groups: list[Group], specs: list[str], fetch) -> list[Ensemble]:
     """An Ensemble per spec "A | B | ...": each part names one complete, honest setting by a piece of its
-    leaderboard label (the whole label where a piece fits several). All of each setting's seeds common to
-    every fold take part. A spec that names no setting, several, or settings on different folds is a
+    leaderboard label (the whole label where a piece fits several). Each setting takes part with all its seeds
+    that every fold has. A spec that names no setting, several, or settings on different folds is a
     UserError; one whose runs lack predictions gets no row."""
     out = []
     for spec in specs:
@@ -123,43 +124,52 @@ def _one_setting(groups: list[Group], part: str, spec: str) -> Group:
     return found[0]
 
 
-def _common_seeds(groups: list[Group]) -> list[str]:
-    """The seeds that every fold of every group has."""
-    per_fold = [{r.seed for r in g.records if r.fold == f} for g in groups for f in g.folds]
+def _seeds(g: Group) -> list[str]:
+    """The group's seeds that every fold has."""
+    per_fold = [{r.seed for r in g.records if r.fold == f} for f in g.folds]
     return sorted(set.intersection(*per_fold), key=lambda s: (len(s), s)) if per_fold else []
 
 
 def _ensemble(groups: list[Group], fetch) -> Ensemble | None:
-    """Score `groups`' common seeds per fold; None where a member's predictions are missing or do not match."""
-    seeds = _common_seeds(groups)
-    if not seeds:
+    """Score the groups' runs per fold; None where a member's predictions are missing or do not match."""
+    seeds = [_seeds(g) for g in groups]
+    if not all(seeds):
         return None
     ensemble = Ensemble(groups, seeds, {m: {} for m in METRICS})
     for fold in groups[0].folds:
-        members = []
-        for g in groups:
+        members = []  # per group, its runs on this fold
+        for g, own in zip(groups, seeds):
             first: dict[str, Record] = {}
             for r in g.records:
                 if r.fold == fold:
                     first.setdefault(r.seed, r)  # a seed run twice on a fold: its first record
-            members += [first[s] for s in seeds]
+            members.append([first[s] for s in own])
         values = _averaged(members, "predictions.csv", fetch)
         if values is None:
             return None
         for metric, value in values.items():
             ensemble.per_fold[metric][fold] = value
-        ensemble.members[fold] = float(np.mean([r.metrics["test/ua"] for r in members]))
+        ensemble.members[fold] = float(np.mean([np.mean([r.metrics["test/ua"] for r in runs]) for runs in members]))
         if (val := _averaged(members, "val_predictions.csv", fetch)) is not None:
             ensemble.val_ua[fold] = val["test/ua"]
     return ensemble
 
 
-def _averaged(members: list[Record], name: str, fetch) -> dict[str, float] | None:
-    """The metrics of the members' averaged probabilities in artifact `name`; None where one lacks it or they
-    disagree on classes or clips."""
-    paths = [fetch(r.run_id, name) for r in members]
-    if any(p is None for p in paths):
+def _averaged(members: list[list[Record]], name: str, fetch) -> dict[str, float] | None:
+    """The metrics of the averaged probabilities in artifact `name` (each group's runs averaged, then the groups);
+    None where a run lacks it or they disagree on classes or clips."""
+    paths = [[fetch(r.run_id, name) for r in runs] for runs in members]
+    if any(p is None for group in paths for p in group):
         return None
-    read = [read_predictions(p) for p in paths]
-    classes = read[0][0]
-    return score(classes, [preds for _, preds in read]) if all(c == classes for c, _ in read) else None
+    read = [[read_predictions(p) for p in group] for group in paths]
+    classes = read[0][0][0]
+    if any(c != classes for group in read for c, _ in group):
+        return None
+    merged = []
+    for group in read:
+        preds = [p for _, p in group]
+        clips = sorted(preds[0])
+        if any(sorted(p) != clips for p in preds[1:]):
+            return None
+        merged.append({u: (preds[0][u][0], np.mean([p[u][1] for p in preds], axis=0)) for u in clips})
+    return score(classes, merged)

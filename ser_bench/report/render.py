@@ -91,7 +91,7 @@ def to_csv(groups: list[Group], ensembles: list[Ensemble] = ()) -> str:
     for g in groups:
         values = [num(v, 4) for m in SUMMARISED for v in g.summary(m)]
         e = by_group.get(id(g))
-        ensemble = [" ".join(e.seeds), *(num(v, 4) for m in METRICS for v in e.summary(m)),
+        ensemble = [" ".join(e.seeds[0]), *(num(v, 4) for m in METRICS for v in e.summary(m)),
                     num(e.ensemble_val_ua, 4) if e.ensemble_val_ua is not None else ""] if e else \
             [""] * (1 + len(ensemble_stats))
         writer.writerow([g.corpus, g.split, g.model, g.augment, " ".join(f"{k}={v}" for k, v in g.settings.items()),
