@@ -202,6 +202,27 @@ def test_speaker_adversary_reverses_its_gradient_into_the_network():
         SERModule(net, ["a", "b"], speaker_adversarial=-1)
 
 
+def test_train_loss_is_the_emotion_loss_alone_with_an_adversary():
+    """train/loss is drawn against val/loss in every run's curves, so the adversary's speaker loss, which the
+    network is trained on too, stays out of it."""
+    from ser_bench.models.module import SERModule
+
+    torch.manual_seed(0)
+    net = instantiate(compose_cfg(["model=cnn1d"]).model.net, num_classes=8)
+    module = SERModule(net, [str(i) for i in range(8)], speaker_adversarial=0.7,
+                       speaker_of_row=torch.tensor([0, 1, 2, 0, 1, 2]))
+    module._adversary_scale = lambda: 0.7
+    module.log = lambda *args, **kwargs: None  # no trainer here
+    module.eval()  # no dropout: the forward below computes the same logits
+    batch = {"wave": torch.randn(4, 16_000) * 0.1, "lengths": torch.full((4,), 16_000),
+             "label": torch.tensor([0, 3, 5, 7]), "row": torch.arange(4)}
+    total = module.training_step(batch, 0)
+    with torch.no_grad():
+        emotion = torch.nn.functional.cross_entropy(module(batch["wave"], batch["lengths"]), batch["label"])
+    torch.testing.assert_close(module.train_loss.compute(), emotion)
+    assert total.item() > emotion.item() + 0.5  # the speaker loss (3 speakers: about ln 3) is in what is trained
+
+
 @pytest.mark.parametrize("model", ["cnn1d", "wav2vec2"])  # wav2vec2 sets its own optimiser groups
 def test_speaker_adversary_is_optimised(model, tiny_pretrained):
     from ser_bench.models.module import SERModule

@@ -120,9 +120,9 @@ class SERModule(L.LightningModule):
         finally:
             self._mix = None
         loss = _cross_entropy(logits, labels, perm, lam, self.hparams.label_smoothing)
+        self.train_loss.update(loss.detach(), weight=len(logits))  # the emotion loss: comparable with val/loss
         if self.adversary is not None:
             loss = loss + self._speaker_loss(batch["row"], perm, lam)
-        self.train_loss.update(loss.detach(), weight=len(logits))
         self.train_acc.update(logits.detach(), labels if lam >= 0.5 else labels[perm])
         self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, logger=False)
         return loss
