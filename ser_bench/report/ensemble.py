@@ -69,14 +69,22 @@ def read_predictions(path: str) -> tuple[list[str], dict[str, tuple[str, np.ndar
     return classes, {r["utt_id"]: (r["true"], np.array([float(r[f"p_{c}"]) for c in classes])) for r in rows}
 
 
-def score(classes: list[str], members: list[dict[str, tuple[str, np.ndarray]]]) -> dict[str, float] | None:
-    """The metrics of the members' averaged probabilities; None when they did not test the same clips."""
+def average(members: list[dict[str, tuple[str, np.ndarray]]]) -> dict[str, tuple[str, np.ndarray]] | None:
+    """{utt_id: (true class, the members' mean probabilities)}; None when they did not score the same clips."""
     clips = sorted(members[0])
     if not clips or any(sorted(m) != clips for m in members[1:]):
         return None
+    return {u: (members[0][u][0], np.mean([m[u][1] for m in members], axis=0)) for u in clips}
+
+
+def score(classes: list[str], members: list[dict[str, tuple[str, np.ndarray]]]) -> dict[str, float] | None:
+    """The metrics of the members' averaged probabilities; None when they did not test the same clips."""
+    mean = average(members)
+    if mean is None:
+        return None
     index = {c: i for i, c in enumerate(classes)}
-    truth = np.array([index[members[0][u][0]] for u in clips])
-    pred = np.mean([[m[u][1] for u in clips] for m in members], axis=0).argmax(1)
+    truth = np.array([index[label] for label, _ in mean.values()])
+    pred = np.array([p for _, p in mean.values()]).argmax(1)
     return {"test/ua": float(balanced_accuracy_score(truth, pred)), "test/wa": float(accuracy_score(truth, pred)),
             "test/macro_f1": float(f1_score(truth, pred, average="macro", labels=range(len(classes)),
                                             zero_division=0))}
@@ -165,11 +173,5 @@ def _averaged(members: list[list[Record]], name: str, fetch) -> dict[str, float]
     classes = read[0][0][0]
     if any(c != classes for group in read for c, _ in group):
         return None
-    merged = []
-    for group in read:
-        preds = [p for _, p in group]
-        clips = sorted(preds[0])
-        if any(sorted(p) != clips for p in preds[1:]):
-            return None
-        merged.append({u: (preds[0][u][0], np.mean([p[u][1] for p in preds], axis=0)) for u in clips})
-    return score(classes, merged)
+    merged = [average([preds for _, preds in group]) for group in read]
+    return None if any(m is None for m in merged) else score(classes, merged)
