@@ -33,7 +33,7 @@ NON_RESULT_KEYS = ("tracking", "paths", "cache_dir", "cache_log_mel", "hydra", "
 # Options added after runs were logged, with the value those runs had: left out of the config hash
 # at that value, so older runs keep their hash (resume matches them), and read as that value by the report.
 ADDED_OPTIONS = {"labels": "native", "model.net.pool": "stats", "model.optim.mixup": 0.0,
-                 "model.optim.speaker_adversarial": 0.0}
+                 "model.optim.speaker_adversarial": 0.0, "model.optim.ema": 0.0}
 
 
 def sqlite_path(uri: str) -> Path | None:

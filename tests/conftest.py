@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from ser_bench.bench.common import compose_train as compose_cfg  # the config as `python -m ser_bench` composes it
 from ser_bench.data import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,11 +34,6 @@ def tiny_overrides(cache_dir: Path, tmp_path: Path, corpus: bool = True) -> list
     """Overrides that make a real run finish in seconds and write only under tmp_path."""
     return [*(TINY_CORPUS if corpus else []), f"cache_dir={cache_dir}", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
             "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "early_stopping.patience=0"]
-
-
-def compose_cfg(overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
 
 
 @pytest.fixture

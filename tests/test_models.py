@@ -262,3 +262,43 @@ def test_validation_predictions_are_kept_from_the_best_epoch():
     rows, labels, probs = zip(*module.val_predictions)
     assert list(rows) == list(range(100, 108)) and list(labels) == truth.tolist()
     torch.testing.assert_close(torch.tensor(probs), right.softmax(-1))  # the first epoch's (quality 1), not the last
+
+
+def test_ema_evaluates_the_moving_average_of_the_weights_and_buffers():
+    """With `ema`, training runs the live weights and evaluation their moving average, updated per step:
+    the first step copies, each later one moves the average by (1 - ema) toward the live weights."""
+    from ser_bench.models.module import SERModule
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.norm = torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4)
+
+        def forward(self, wave, lengths):
+            return self.norm(self.lin(wave))
+
+    module = SERModule(Tiny(), list("abcd"), ema=0.75, scheduler="none")
+    snapshots = []
+    for value in (1.0, 3.0, 5.0):  # three optimiser steps' live weights and running means
+        module.net.lin.weight.data.fill_(value)
+        module.net.norm.running_mean.fill_(-value)
+        module.on_train_batch_end(None, None, 0)
+        snapshots.append(value)
+    expected = snapshots[0]
+    for value in snapshots[1:]:
+        expected = 0.75 * expected + 0.25 * value  # 1, 1.5, 2.125
+    averaged = module.ema_net.module
+    assert torch.allclose(averaged.lin.weight, torch.full((4, 4), expected))
+    assert torch.allclose(averaged.norm.running_mean, torch.full((4,), -expected))
+    assert torch.equal(module.net.lin.weight, torch.full((4, 4), 5.0))  # the live weights are untouched
+    x = torch.randn(3, 4)
+    module.eval()
+    assert torch.equal(module(x, None), averaged(x, None)) and not torch.equal(module(x, None), module.net(x, None))
+    module.train()
+    module.net.norm.eval(), averaged.norm.eval()  # compare without updating the running statistics
+    assert torch.equal(module(x, None), module.net(x, None))
+    assert not any(p.requires_grad for p in averaged.parameters())  # never optimised
+    optimised = {id(p) for g in module.configure_optimizers().param_groups for p in g["params"]}
+    assert optimised == {id(p) for p in module.net.parameters()}
+    with pytest.raises(ValueError, match="ema must be in"):
+        SERModule(Tiny(), list("abcd"), ema=1.0)

@@ -200,3 +200,27 @@ def test_speaker_adversary_uses_the_training_speakers_only(make_cfg, model, tiny
     client, (run,) = _runs(cfg)
     accuracy = [m.value for m in client.get_metric_history(run.info.run_id, "train/speaker_acc")]
     assert run.info.status == "FINISHED" and len(accuracy) == 2 and all(0 < a <= 1 for a in accuracy)
+
+
+@pytest.mark.parametrize("model", ["cnn1d", "wav2vec2"])  # wav2vec2: a frozen encoder, left out of checkpoints
+def test_ema_runs_checkpoint_the_averaged_weights(make_cfg, model, tiny_pretrained, tmp_path):
+    """The best checkpoint holds the averaged network beside the live one (the test pass loads it strictly,
+    so a missing average would fail the run), and a transfer from it starts from the average."""
+    from ser_bench.tracking import config_hash
+
+    cfg = make_cfg(*model_overrides(model, tiny_pretrained), "model.optim.ema=0.9")
+    assert config_hash(cfg) != config_hash(make_cfg(*model_overrides(model, tiny_pretrained)))
+    train.run(cfg)
+    _, (run,) = _runs(cfg)
+    assert run.info.status == "FINISHED" and run.data.params["model.optim.ema"] == "0.9"
+    ckpt = tmp_path / "out" / "checkpoints" / "best.ckpt"
+    state = torch.load(ckpt, map_location="cpu")["state_dict"]
+    live = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+    averaged = {k.removeprefix("ema_net.module."): v for k, v in state.items() if k.startswith("ema_net.module.")}
+    assert averaged.keys() == live.keys() and any(not torch.equal(averaged[k], live[k]) for k in live)
+    net = instantiate(cfg.model.net, num_classes=8)
+    init.load_into(net, ckpt)
+    own = net.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in averaged.items())
+    with pytest.raises(UserError, match="bad model.optim settings: ema must be in"):
+        train.run(make_cfg("model.optim.ema=1.5"))

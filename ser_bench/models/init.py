@@ -45,7 +45,10 @@ def load_into(net: nn.Module, checkpoint: Path) -> dict[str, list[str]]:
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user-facing problem
         raise UserError(f"model.init_from: cannot read {checkpoint} as a checkpoint ({err})") from None
     state = state.get("state_dict", state)
-    state = {k.removeprefix("net."): v for k, v in state.items()}
+    # A run trained with model.optim.ema was evaluated with its averaged weights: start from those.
+    prefix = "ema_net.module." if any(k.startswith("ema_net.module.") for k in state) else "net."
+    state = {k.removeprefix(prefix): v for k, v in state.items() if not k.startswith(("ema_net.", "net.")) or
+             k.startswith(prefix)}
     own = net.state_dict()
     copied = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not copied:
