@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ser_bench.errors import UserError
+from ser_bench.models.module import AVERAGED_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,8 @@ def load_into(net: nn.Module, checkpoint: Path) -> dict[str, list[str]]:
         raise UserError(f"model.init_from: cannot read {checkpoint} as a checkpoint ({err})") from None
     state = state.get("state_dict", state)
     # A run trained with model.optim.ema was evaluated with its averaged weights: start from those.
-    prefix = "ema_net.module." if any(k.startswith("ema_net.module.") for k in state) else "net."
-    state = {k.removeprefix(prefix): v for k, v in state.items() if not k.startswith(("ema_net.", "net.")) or
-             k.startswith(prefix)}
+    prefix = AVERAGED_PREFIX if any(k.startswith(AVERAGED_PREFIX) for k in state) else "net."
+    state = {k.removeprefix(prefix): v for k, v in state.items()}  # the other network's keys then match nothing
     own = net.state_dict()
     copied = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not copied:

@@ -14,6 +14,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from ser_bench.models.layers import reverse_gradient
 
+AVERAGED_PREFIX = "ema_net.module."  # checkpoint keys of the averaged network (`ema` > 0)
+
 
 class SERModule(L.LightningModule):
     """Cross-entropy training with per-epoch train/val metrics and a test pass that keeps predictions.
@@ -120,7 +122,7 @@ class SERModule(L.LightningModule):
         """Frozen parameters (a pretrained encoder) never change, so checkpoints leave them out: a frozen
         wav2vec2-base run keeps ~1 MB instead of ~380 MB. Loading is then non-strict (see __init__)."""
         frozen = {f"{prefix}{name}" for name, p in self.net.named_parameters() if not p.requires_grad
-                  for prefix in ("net.", "ema_net.module.")}
+                  for prefix in ("net.", AVERAGED_PREFIX)}
         if frozen:
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
 
