@@ -324,3 +324,37 @@ def test_transductive_settings_are_listed_but_never_ranked(tmp_path):
         rows = {r["settings"]: r for r in csv.DictReader(f)}
     assert rows["model.net.frontend.norm=speaker"]["rank"] == "" and rows["model.net.frontend.norm=speaker"][
         "transductive"] == "True"
+
+
+def test_a_settings_ensemble_gets_its_leakage_row_where_its_settings_ran_on_the_random_split(tmp_path):
+    """--ensemble "A | B" with A and B also on split=random: the leaky table scores the same ensemble of the
+    random-split runs (seeds, then settings averaged) beside its actor-disjoint figure; an ensemble one of whose
+    settings has no random-split runs gets no such row."""
+    uri, client, exp = empty_store(tmp_path)
+    rng = np.random.default_rng(2)
+    truth = np.repeat(np.arange(8), 3)
+    utts = [f"f{i:02d}" for i in range(len(truth))]
+    three = {"folds.total": "3"}
+    honest, leaky = [], []
+    for split, folds, strength, out in (("emobox", range(3), 0.3, honest), ("random", range(2), 0.8, leaky)):
+        for fold in folds:
+            per_model = []
+            for model in ("cnn1d", "cnn2d", "resnet2d"):
+                p = rng.dirichlet(np.ones(8), size=len(truth))
+                p[np.arange(len(truth)), truth] += rng.uniform(0, strength, len(truth))
+                p /= p.sum(1, keepdims=True)
+                if split == "random" and model == "resnet2d":
+                    continue  # resnet2d never ran on the random split
+                rid = add_run(client, exp, model, fold, _ua(truth, p), split=split, extra_tags=three)
+                client.log_text(rid, _predictions_csv(utts, truth, p), "predictions.csv")
+                per_model.append(p)
+            out.append(_ua(truth, np.mean(per_model[:2], axis=0)))  # cnn1d & cnn2d
+    md = leaderboard(uri, tmp_path, "--ensemble", "cnn1d | cnn2d", "--ensemble", "cnn1d | resnet2d")
+    table = md.split("random (LEAKY, not ranked)")[1]
+    row = next(line for line in table.splitlines() if line.startswith("| ENSEMBLE"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "ENSEMBLE cnn1d + none & cnn2d + none (2 trainings per fold)" and cells[1] == "2/3"
+    assert cells[2] == f"{np.mean(leaky):.3f} ± {np.std(leaky, ddof=1):.3f}"
+    assert cells[5].startswith(f"{np.mean(honest):.3f} ± ") and "emobox, 3 folds" in cells[5]
+    assert cells[6] == f"{np.mean(leaky) - np.mean(honest):+.3f}"
+    assert "resnet2d" not in table

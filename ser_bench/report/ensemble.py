@@ -121,6 +121,20 @@ def settings_ensembles(groups: list[Group], specs: list[str], fetch) -> list[Ens
     return out
 
 
+def leaky_twins(ensembles: list[Ensemble], twin_of: dict[int, Group], fetch) -> list[tuple[Ensemble, Ensemble]]:
+    """(leaky ensemble, actor-disjoint ensemble) for each settings ensemble whose every setting was also run on
+    the leaky random split (`twin_of`: id(actor-disjoint group) -> its random-split group, from stats.leakage),
+    on the same folds: the same ensemble of those runs, scored alike, to measure its leakage gap."""
+    out = []
+    for e in ensembles:
+        twins = [twin_of.get(id(g)) for g in e.groups]
+        if len(e.groups) < 2 or any(t is None for t in twins) or len({tuple(t.folds) for t in twins}) > 1:
+            continue
+        if (leaky := _ensemble(twins, fetch)) is not None:
+            out.append((leaky, e))
+    return out
+
+
 def _one_setting(groups: list[Group], part: str, spec: str) -> Group:
     usable = [g for g in groups if g.complete and not g.leaky]
     exact = [g for g in usable if g.label == part]
