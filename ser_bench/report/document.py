@@ -35,7 +35,7 @@ def document(client, collection: Collection, uri: str, when: str,
 
     combined = settings_ensembles(groups, list(ensemble_specs), fetch)
     ensembles = seed_ensembles(groups, fetch)
-    twins = leaky_twins(combined, {id(b): a for a, b in reversed(pairs)}, fetch)
+    twins = leaky_twins(combined, {id(b): a for a, b in reversed(pairs)}, fetch)  # reversed: the first pair wins
     tables = []
     for (corpus, split), members in by_section.items():
         if all(g.leaky for g in members):
