@@ -128,7 +128,7 @@ def leaky_twins(ensembles: list[Ensemble], twin_of: dict[int, Group], fetch) -> 
     out = []
     for e in ensembles:
         twins = [twin_of.get(id(g)) for g in e.groups]
-        if (len(e.groups) < 2 or any(t is None for t in twins) or len({id(t) for t in twins}) < len(twins)
+        if (any(t is None for t in twins) or len({id(t) for t in twins}) < len(twins)
                 or len({tuple(t.folds) for t in twins}) > 1):
             continue  # not every setting on the random split, two sharing one twin, or different folds
         if (leaky := _ensemble(twins, fetch)) is not None:
