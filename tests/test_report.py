@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from ser_bench.report.__main__ import main
+from ser_bench.report.ensemble import Ensemble, by_validation
 from ser_bench.tracking import ensure_experiment
 
 EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
@@ -358,3 +359,41 @@ def test_a_settings_ensemble_gets_its_leakage_row_where_its_settings_ran_on_the_
     assert cells[5].startswith(f"{np.mean(honest):.3f} ± ") and "emobox, 3 folds" in cells[5]
     assert cells[6] == f"{np.mean(leaky) - np.mean(honest):+.3f}"
     assert "resnet2d" not in table
+
+
+def test_ensembles_are_ordered_and_chosen_on_validation_never_test(tmp_path):
+    """The ensemble table lists ensembles by their own validation UA (ties: fewer trainings first) and marks the
+    first one chosen, even where another scores higher on test."""
+    uri, client, exp = empty_store(tmp_path)
+    rng = np.random.default_rng(2)
+    truth = np.repeat(np.arange(8), 3)
+    utts = [f"f{i:02d}" for i in range(len(truth))]
+    three = {"folds.total": "3"}
+
+    def draw(strength):
+        p = rng.dirichlet(np.ones(8), size=len(truth))
+        p[np.arange(len(truth)), truth] += strength
+        return p / p.sum(1, keepdims=True)
+
+    for fold in range(3):
+        # "noise": sharp on validation, weak on test; "none": the reverse
+        for augment, val_strength, test_strength in (("noise", 0.6, 0.02), ("none", 0.05, 0.6)):
+            for seed in range(2):
+                probs = draw(test_strength)
+                rid = add_run(client, exp, "cnn1d", fold, _ua(truth, probs), augment=augment,
+                              extra_tags={"seed": str(seed), **three})
+                client.log_text(rid, _predictions_csv(utts, truth, probs), "predictions.csv")
+                client.log_text(rid, _predictions_csv(utts, truth, draw(val_strength)), "val_predictions.csv")
+    md = leaderboard(uri, tmp_path)
+    rows = [line for line in md.split("emobox: ensembles")[1].splitlines() if line.startswith("| cnn1d")]
+    assert [r.split(" | ")[0] for r in rows] == ["| cnn1d + noise", "| cnn1d + none"]
+    test_ua = [float(r.split(" | ")[4].split(" ")[0]) for r in rows]
+    assert test_ua[0] < test_ua[1]  # the chosen one is the worse on test
+    assert rows[0].split(" | ")[-2].endswith("(chosen)") and "(chosen)" not in rows[1]
+
+
+def test_a_validation_tie_goes_to_the_ensemble_with_fewer_trainings():
+    def ensemble(val, seeds):
+        return Ensemble(groups=[], seeds=seeds, members={0: 0.5, 1: 0.5}, val_ua={0: val, 1: val})
+    big, small, best = ensemble(0.7, [["0", "1"], ["0"]]), ensemble(0.7, [["0"], ["0"]]), ensemble(0.71, [["0"]] * 4)
+    assert [id(e) for e in by_validation([big, small, best])] == [id(best), id(small), id(big)]

@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from ser_bench.report import figures, render
 from ser_bench.report.collect import Collection, artifact, confusion, curves
-from ser_bench.report.ensemble import Ensemble, leaky_twins, seed_ensembles, settings_ensembles
+from ser_bench.report.ensemble import Ensemble, by_validation, leaky_twins, seed_ensembles, settings_ensembles
 from ser_bench.report.render import Table, num, pm
 from ser_bench.report.stats import REFERENCES, Group, baselines, build_groups, leakage, sections, validation_marks
 
@@ -115,18 +115,22 @@ def _ensemble_table(corpus: str, split: str, ensembles: list[Ensemble]) -> Table
     headers = ["setting(s)", "folds", "seeds", "trainings per fold", "ensemble test UA", "WA", "macro-F1",
                "members' test UA", "gain (UA)", "ensemble val UA (select on this)", "members' val UA"]
     rows = []
-    for e in sorted(ensembles, key=lambda e: -e.summary("test/ua")[0]):
+    ordered = by_validation(ensembles)
+    own = all(e.ensemble_val_ua is not None for e in ensembles)  # else the choice falls to the members' val UA
+    for e in ordered:
+        chosen = " (chosen)" if e is ordered[0] else ""
         rows.append([e.label, f"{len(e.members)}/{e.groups[0].expected_folds}", " & ".join(map(",".join, e.seeds)),
                      str(e.trainings),
                      *(render.mean_std(*e.summary(m)) for m in ("test/ua", "test/wa", "test/macro_f1")),
-                     num(e.members_ua), f"{e.summary('test/ua')[0] - e.members_ua:+.3f}", num(e.ensemble_val_ua),
-                     num(e.members_val_ua)])
+                     num(e.members_ua), f"{e.summary('test/ua')[0] - e.members_ua:+.3f}",
+                     num(e.ensemble_val_ua) + (chosen if own else ""), num(e.members_val_ua) + ("" if own else chosen)])
     note = ("ENSEMBLES, not single models: per fold, the class probabilities of the members (a setting's seeds; or "
             "the settings named with --ensemble, '&' in the first column, each setting's seeds averaged first, then "
             "the settings with equal weight; every run's best-validation checkpoint) are averaged clip by clip and "
             "scored. members' test UA = the same runs scored alone, weighted alike. ensemble val UA = the ensemble "
             "on the validation clips (– where runs predate val_predictions.csv; then choose on the members' val "
-            "UA). Not ranked with single models.")
+            "UA). Ordered by that validation figure, ties to fewer trainings; the first row is the one to choose "
+            "(chosen), whatever its test UA. Not ranked with single models.")
     return Table(f"{corpus} · {split}: ensembles", note, headers, rows)
 
 

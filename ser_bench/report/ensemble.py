@@ -61,6 +61,14 @@ class Ensemble:
         return float(np.mean(list(self.val_ua.values()))) if len(self.val_ua) == len(self.members) else None
 
 
+def by_validation(ensembles: list[Ensemble]) -> list[Ensemble]:
+    """The ensembles in the order to choose from: highest validation UA first, ties to fewer trainings per fold.
+    The figure is the ensemble's own validation UA where every ensemble has one, else the members' (runs that
+    predate val_predictions.csv), so that all are compared on one figure. Test UA never enters."""
+    own = all(e.ensemble_val_ua is not None for e in ensembles)
+    return sorted(ensembles, key=lambda e: (-round(e.ensemble_val_ua if own else e.members_val_ua, 9), e.trainings))
+
+
 def read_predictions(path: str) -> tuple[list[str], dict[str, tuple[str, np.ndarray]]]:
     """(class names, {utt_id: (true class, probabilities)}) from a run's predictions.csv."""
     with open(path, newline="") as f:
