@@ -8,7 +8,14 @@ from tqdm import tqdm
 
 from ser_bench.report import figures, render
 from ser_bench.report.collect import Collection, artifact, confusion, curves
-from ser_bench.report.ensemble import Ensemble, by_validation, leaky_twins, seed_ensembles, settings_ensembles
+from ser_bench.report.ensemble import (
+    Ensemble,
+    by_validation,
+    leaky_twins,
+    on_own_validation,
+    seed_ensembles,
+    settings_ensembles,
+)
 from ser_bench.report.render import Table, num, pm
 from ser_bench.report.stats import REFERENCES, Group, baselines, build_groups, leakage, sections, validation_marks
 
@@ -116,7 +123,7 @@ def _ensemble_table(corpus: str, split: str, ensembles: list[Ensemble]) -> Table
                "members' test UA", "gain (UA)", "ensemble val UA (select on this)", "members' val UA"]
     rows = []
     ordered = by_validation(ensembles)
-    own = all(e.ensemble_val_ua is not None for e in ensembles)  # else the choice falls to the members' val UA
+    own = on_own_validation(ensembles)  # else the (chosen) mark goes on the members' val UA
     for e in ordered:
         chosen = " (chosen)" if e is ordered[0] else ""
         rows.append([e.label, f"{len(e.members)}/{e.groups[0].expected_folds}", " & ".join(map(",".join, e.seeds)),

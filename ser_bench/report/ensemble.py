@@ -61,11 +61,16 @@ class Ensemble:
         return float(np.mean(list(self.val_ua.values()))) if len(self.val_ua) == len(self.members) else None
 
 
+def on_own_validation(ensembles: list[Ensemble]) -> bool:
+    """Whether to choose among `ensembles` on their own validation UA (every one has it) or, where some runs
+    predate val_predictions.csv, on the members' validation UA, so that all are compared on one figure."""
+    return all(e.ensemble_val_ua is not None for e in ensembles)
+
+
 def by_validation(ensembles: list[Ensemble]) -> list[Ensemble]:
-    """The ensembles in the order to choose from: highest validation UA first, ties to fewer trainings per fold.
-    The figure is the ensemble's own validation UA where every ensemble has one, else the members' (runs that
-    predate val_predictions.csv), so that all are compared on one figure. Test UA never enters."""
-    own = all(e.ensemble_val_ua is not None for e in ensembles)
+    """The ensembles in the order to choose from: highest validation UA (the figure `on_own_validation` picks)
+    first, ties to fewer trainings per fold. Test UA never enters."""
+    own = on_own_validation(ensembles)
     return sorted(ensembles, key=lambda e: (-round(e.ensemble_val_ua if own else e.members_val_ua, 9), e.trainings))
 
 
