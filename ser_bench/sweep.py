@@ -45,7 +45,8 @@ class SweepCallback(Callback):
             "sweep_id": sweep_id, "kind": "sweep", "sweep.command": f"python -m ser_bench -m {overrides}".strip(),
             "sweep.dir": str(sweep_dir.resolve()), "git_commit": git_commit()})
         info = {"sweep_id": sweep_id, "parent_run_id": parent.info.run_id, "experiment_id": experiment_id,
-                "tracking_uri": uri, "swept": swept_keys(list(config.hydra.overrides.task))}
+                "tracking_uri": uri, "swept": swept_keys(list(config.hydra.overrides.task))
+                + [str(k) for k in config.hydra.sweeper.get("params") or {}]}
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=1))
         print(f"sweep {sweep_id}: parent MLflow run {parent.info.run_id} in '{config.tracking.experiment}', "
               f"outputs in {sweep_dir}", flush=True)
@@ -56,7 +57,7 @@ class SweepCallback(Callback):
         if not info_file.exists():
             return
         info = json.loads(info_file.read_text())
-        results = [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob(RESULT_FILE))]
+        results = read_results(sweep_dir)
         counts = Counter(r["status"] for r in results)
         _finish_parent(info, results, counts)
         print(f"sweep {info['sweep_id']}: {counts['finished']} finished, {counts['skipped']} skipped "
@@ -97,6 +98,11 @@ def _fold_mean_curves(client, results: list[dict]) -> dict:
     return {model: {aug: {"runs": len(runs), **{key: epoch_means([h[key] for h in runs])
                                                  for key in ("train/acc", "val/acc")}}
                     for aug, runs in augs.items()} for model, augs in histories.items()}
+
+
+def read_results(sweep_dir: Path) -> list[dict]:
+    """Every job's result.json in the sweep folder."""
+    return [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob(RESULT_FILE))]
 
 
 def sweep_info() -> dict | None:

@@ -174,6 +174,7 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
     callbacks = [checkpoint, tracking.EpochLogger()]
     if cfg.early_stopping.patience:
         callbacks.append(EarlyStopping(monitor="val/ua", mode="max", patience=cfg.early_stopping.patience))
+    warn_slow_precision(str(cfg.trainer.get("precision", "32-true")), str(cfg.trainer.get("accelerator", "auto")))
     with tracking.start_run(cfg, split, sweep, dropped) as mlrun:
         trainer = L.Trainer(**cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out)
         trainer.fit(module, datamodule=datamodule)
@@ -194,6 +195,24 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
                              best if cfg.tracking.log_checkpoint else None, val_predictions)
     return {"metrics": metrics, "run_id": mlrun.info.run_id, "split": split.describe(),
             "tracking_uri": cfg.tracking.uri, "experiment": cfg.tracking.experiment}
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN finds native bfloat16 units (AVX-512 BF16 or AMX) on this CPU."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def warn_slow_precision(precision: str, accelerator: str) -> None:
+    """bf16 autocast on a CPU without bfloat16 units is emulated: resnet2d's training step took 8x as long as in
+    float32 on an AVX2-only CPU (experiments/benchmarks.md). Said once per run, before training starts."""
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if precision.startswith("bf16") and on_cpu and not cpu_has_bf16():
+        log.warning("trainer.precision=%s on a CPU without bfloat16 units (no AVX-512 BF16 or AMX): several times "
+                    "slower than float32 here; trainer.precision=32-true trains faster (a different config hash, and "
+                    "slightly different numbers)", precision)
 
 
 def training_speakers(manifest: list[Utterance], split, rows: int) -> torch.Tensor:

@@ -224,3 +224,21 @@ def test_ema_runs_checkpoint_the_averaged_weights(make_cfg, model, tiny_pretrain
     assert all(torch.equal(own[k], v) for k, v in averaged.items())
     with pytest.raises(UserError, match="bad model.optim settings: ema must be in"):
         train.run(make_cfg("model.optim.ema=1.5"))
+
+
+@pytest.mark.parametrize("precision, accelerator, has_bf16, warned", [
+    ("bf16-mixed", "auto", False, True), ("bf16-mixed", "cpu", False, True), ("bf16-mixed", "cpu", True, False),
+    ("32-true", "cpu", False, False)])
+def test_bf16_on_a_cpu_without_bf16_units_is_warned_about(precision, accelerator, has_bf16, warned, monkeypatch,
+                                                          caplog):
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: has_bf16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level("WARNING", logger="ser_bench.train"):
+        train.warn_slow_precision(precision, accelerator)
+    assert ("without bfloat16 units" in caplog.text) == warned
+    if warned:
+        assert "trainer.precision=32-true" in caplog.text
+
+
+def test_the_bf16_probe_answers_a_bool():
+    assert isinstance(train.cpu_has_bf16(), bool)

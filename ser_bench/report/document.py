@@ -51,7 +51,7 @@ def document(client, collection: Collection, uri: str, when: str,
         else:
             tables.append(_ranked_table(corpus, split, members, histories, matrices))
             if own := [e for e in ensembles + combined if any(e.groups[0] is g for g in members)]:
-                tables.append(_ensemble_table(corpus, split, own))
+                tables.append(ensemble_table(corpus, split, own))
     excluded = ", ".join(f"{n} {why}" for why, n in sorted(collection.excluded.items())) or "none"
     title = f"Leaderboard: {', '.join(collection.experiments)}"
     preamble = [
@@ -118,7 +118,7 @@ def _ranked_table(corpus: str, split: str, members: list[Group], histories: dict
     return table
 
 
-def _ensemble_table(corpus: str, split: str, ensembles: list[Ensemble]) -> Table:
+def ensemble_table(corpus: str, split: str, ensembles: list[Ensemble]) -> Table:
     headers = ["setting(s)", "folds", "seeds", "trainings per fold", "ensemble test UA", "WA", "macro-F1",
                "members' test UA", "gain (UA)", "ensemble val UA (select on this)", "members' val UA"]
     rows = []

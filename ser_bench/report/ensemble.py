@@ -112,7 +112,7 @@ def seed_ensembles(groups: list[Group], fetch) -> list[Ensemble]:
     out = []
     for g in groups:
         if g.complete and not g.leaky and len(_seeds(g)) >= 2:
-            if (ensemble := _ensemble([g], fetch)) is not None:
+            if (ensemble := ensemble_of([g], fetch)) is not None:
                 out.append(ensemble)
     return out
 
@@ -129,7 +129,7 @@ def settings_ensembles(groups: list[Group], specs: list[str], fetch) -> list[Ens
             raise UserError(f"--ensemble {spec!r}: name two or more different settings, separated by '|'")
         if len({(g.corpus, g.split, g.expected_folds) for g in chosen}) > 1:
             raise UserError(f"--ensemble {spec!r}: the settings were not run on the same corpus and folds")
-        if (ensemble := _ensemble(chosen, fetch)) is not None:
+        if (ensemble := ensemble_of(chosen, fetch)) is not None:
             out.append(ensemble)
     return out
 
@@ -144,7 +144,7 @@ def leaky_twins(ensembles: list[Ensemble], twin_of: dict[int, Group], fetch) -> 
         if (any(t is None for t in twins) or len({id(t) for t in twins}) < len(twins)
                 or len({tuple(t.folds) for t in twins}) > 1):
             continue  # not every setting on the random split, two sharing one twin, or different folds
-        if (leaky := _ensemble(twins, fetch)) is not None:
+        if (leaky := ensemble_of(twins, fetch)) is not None:
             out.append((leaky, e))
     return out
 
@@ -166,7 +166,7 @@ def _seeds(g: Group) -> list[str]:
     return sorted(set.intersection(*per_fold), key=lambda s: (len(s), s)) if per_fold else []
 
 
-def _ensemble(groups: list[Group], fetch) -> Ensemble | None:
+def ensemble_of(groups: list[Group], fetch) -> Ensemble | None:
     """Score the groups' runs per fold; None where a member's predictions are missing or do not match."""
     seeds = [_seeds(g) for g in groups]
     if not all(seeds):
