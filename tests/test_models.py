@@ -166,7 +166,7 @@ def test_step_benchmark_starts(capsys):
 
     main(["step", "--models", "cnn2d", "--rounds", "1", "--batch", "2", "--seconds", "0.5"])
     out = capsys.readouterr().out
-    assert "channels-last + bf16" in out and "NCHW time / channels-last" in out
+    assert "channels-last + bf16" in out and "NCHW time / channels-last" in out and "bfloat16 units" in out
 
 
 def test_speaker_adversary_reverses_its_gradient_into_the_network():

@@ -46,7 +46,10 @@ def run(args: argparse.Namespace) -> None:
     from hydra.utils import instantiate
 
     from ser_bench.data.audio import SAMPLE_RATE
+    from ser_bench.train import cpu_has_bf16
 
+    print(f"CPU: {torch.backends.cpu.get_cpu_capability()}, bfloat16 units (AVX-512 BF16 or AMX): "
+          f"{'yes' if cpu_has_bf16() else 'no, bf16 is emulated'}", flush=True)
     generator = torch.Generator().manual_seed(0)
     samples = int(args.seconds * SAMPLE_RATE)
     wave = torch.randn(args.batch, samples, generator=generator) * 0.1
