@@ -42,7 +42,8 @@ class EnsembleCallback(Callback):
             return
         client = MlflowClient(info["tracking_uri"])
         try:
-            ensemble = score_runs(client, config.tracking.experiment, {r["run_id"] for r in results})
+            experiments = sorted({r.get("experiment", config.tracking.experiment) for r in results})
+            ensemble = score_runs(client, experiments, {r["run_id"] for r in results})
         except UserError as err:
             print(f"ensemble not scored: {err}", file=sys.stderr, flush=True)
             return
@@ -52,19 +53,19 @@ class EnsembleCallback(Callback):
         print(text, flush=True)
 
 
-def score_runs(client, experiment: str, run_ids: set[str]) -> Ensemble:
-    """The runs `run_ids` of `experiment` as one ensemble: each setting (the leaderboard's grouping over the
-    whole experiment, so labels match the report's) with its seeds among these runs."""
+def score_runs(client, experiments: list[str], run_ids: set[str]) -> Ensemble:
+    """The runs `run_ids` (logged in `experiments`) as one ensemble: each setting (the leaderboard's grouping over
+    the whole experiments, so labels match the report's) with its seeds among these runs."""
     from ser_bench.report.collect import artifact, collect
     from ser_bench.report.ensemble import ensemble_of
     from ser_bench.report.stats import Group, build_groups
 
     groups = []
-    for g in build_groups(collect(client, [experiment]).records):
+    for g in build_groups(collect(client, experiments).records):
         if mine := [r for r in g.records if r.run_id in run_ids]:
             groups.append(Group(g.corpus, g.split, g.model, g.augment, g.settings, mine, g.expected_folds))
     if not groups:
-        raise UserError(f"none of the sweep's runs is a finished run of experiment '{experiment}'")
+        raise UserError(f"none of the sweep's runs is a finished run in {', '.join(experiments)}")
     if len({(g.corpus, g.split) for g in groups}) > 1:
         raise UserError("the members ran on different corpora or split protocols: "
                         + "; ".join(f"{g.label}: {g.corpus} {g.split}" for g in groups))

@@ -138,5 +138,5 @@ def write_result(cfg: DictConfig, sweep: dict, status: str, **fields) -> None:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = {"job": job_label(sweep), "status": status, "model": str(cfg.model.name), "augment": str(cfg.augment.name),
-              **fields}
+              "experiment": str(cfg.tracking.experiment), **fields}
     (out / RESULT_FILE).write_text(json.dumps(record, indent=1))
