@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from ser_bench.errors import UserError
 from ser_bench.report.ensemble import Ensemble
+from ser_bench.report.stats import METRICS
 from ser_bench.sweep import SWEEP_FILE, read_results
 
 REPORT_FILE = "ensemble.md"
@@ -91,7 +92,6 @@ def minutes_per_fold(ensemble: Ensemble) -> float:
 def describe(ensemble: Ensemble) -> str:
     """Markdown: the ensemble fold by fold, then its members alone."""
     from ser_bench.report.render import mean_std, num
-
     first = ensemble.groups[0]
     leaky = "  **LEAKY split: not a speaker-independent result.**" if first.leaky else ""
     folds = sorted(ensemble.members)
@@ -105,11 +105,9 @@ def describe(ensemble: Ensemble) -> str:
              "actors, the figure to compare ensembles on; test actors are scored once.", "",
              "| fold | test UA | WA | macro-F1 | val UA | members' test UA |", "|---|---|---|---|---|---|"]
     for f in folds:
-        lines.append(f"| {f} | " + " | ".join(num(ensemble.per_fold[m][f]) for m in ("test/ua", "test/wa",
-                                                                                     "test/macro_f1"))
+        lines.append(f"| {f} | " + " | ".join(num(ensemble.per_fold[m][f]) for m in METRICS)
                      + f" | {num(ensemble.val_ua.get(f))} | {num(ensemble.members[f])} |")
-    lines.append("| **mean ± std** | " + " | ".join(f"**{mean_std(*ensemble.summary(m))}**"
-                                                   for m in ("test/ua", "test/wa", "test/macro_f1"))
+    lines.append("| **mean ± std** | " + " | ".join(f"**{mean_std(*ensemble.summary(m))}**" for m in METRICS)
                  + f" | {num(ensemble.ensemble_val_ua)} | {num(ensemble.members_ua)} |")
     lines += ["", "| member setting | seeds | test UA | val UA | gap (best epoch) | min/run |",
               "|---|---|---|---|---|---|"]
@@ -122,7 +120,7 @@ def describe(ensemble: Ensemble) -> str:
 
 def log_on_parent(client, parent_run_id: str, ensemble: Ensemble, report: Path) -> None:
     """The ensemble's figures on the sweep's parent run: means, and per fold with the fold as the step."""
-    for metric in ("test/ua", "test/wa", "test/macro_f1"):
+    for metric in METRICS:
         client.log_metric(parent_run_id, f"ensemble/{metric}", ensemble.summary(metric)[0])
         for fold, value in ensemble.per_fold[metric].items():
             client.log_metric(parent_run_id, f"ensemble/fold/{metric}", value, step=fold)
