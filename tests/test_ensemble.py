@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from sklearn.metrics import balanced_accuracy_score
 
+from ser_bench.ensemble import EnsembleCallback
 from ser_bench.tracking import config_hash
 
 from .conftest import CONF, compose_cfg, tiny_overrides
@@ -67,7 +68,7 @@ def _probabilities(client: MlflowClient, run_id: str) -> tuple[list[str], dict[s
     return classes, {r["utt_id"]: (r["true"], np.array([float(r[f"p_{c}"]) for c in classes])) for r in rows}
 
 
-def test_a_sweep_with_the_callback_scores_its_runs_as_one_ensemble(cache_dir, tmp_path):
+def test_a_sweep_with_the_callback_scores_its_runs_as_one_ensemble(cache_dir, tmp_path, capsys):
     proc = cli("-m", "augment=none,noise", "seed=0,1", "split.fold=0", CALLBACK, *tiny_overrides(cache_dir, tmp_path),
                "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}/sweep")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -95,6 +96,13 @@ def test_a_sweep_with_the_callback_scores_its_runs_as_one_ensemble(cache_dir, tm
     assert parent.data.tags["ensemble.trainings_per_fold"] == "4"
     assert "ensemble.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert parent.info.status == "FINISHED"
+
+    # Scored from the experiment the jobs logged to (their result.json), whatever the launching config names.
+    elsewhere = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}},
+                                  "tracking": {"experiment": "not-where-the-jobs-logged"}})
+    EnsembleCallback().on_multirun_end(elsewhere)
+    out = capsys.readouterr()
+    assert "# Ensemble: cnn1d + noise & cnn1d + none" in out.out and "not scored" not in out.err
 
 
 def test_an_ensemble_with_a_failed_member_is_not_scored(cache_dir, tmp_path):
