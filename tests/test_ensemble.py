@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from sklearn.metrics import balanced_accuracy_score
 
 from ser_bench.ensemble import EnsembleCallback
-from ser_bench.tracking import config_hash
+from ser_bench.tracking import config_hash, flatten
 
 from .conftest import CONF, compose_cfg, tiny_overrides
 from .test_cli import cli
@@ -27,15 +27,8 @@ def _as_experiment(member: str) -> list[str]:
     raw = OmegaConf.load(CONF / "member" / f"{member}.yaml")
     (override,) = [d for d in raw.defaults if not isinstance(d, str)]
     experiment = override["override /experiment"]
-    values = {k: v for k, v in OmegaConf.to_container(raw).items() if k != "defaults"}
-    flat = []
-
-    def walk(node, prefix: str) -> None:
-        for k, v in node.items():
-            walk(v, f"{prefix}{k}.") if isinstance(v, dict) else flat.append(f"{prefix}{k}={v}")
-
-    walk(values, "")
-    return [f"experiment={experiment}", *flat]
+    values = OmegaConf.create({k: v for k, v in OmegaConf.to_container(raw).items() if k != "defaults"})
+    return [f"experiment={experiment}", *(f"{k}={v}" for k, v in flatten(values).items())]
 
 
 @pytest.mark.parametrize("member", MEMBERS)
