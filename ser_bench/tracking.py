@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from ser_bench.errors import UserError
+from ser_bench.stores import sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,6 @@ NON_RESULT_KEYS = ("tracking", "paths", "cache_dir", "cache_log_mel", "hydra", "
 # at that value, so older runs keep their hash (resume matches them), and read as that value by the report.
 ADDED_OPTIONS = {"labels": "native", "model.net.pool": "stats", "model.optim.mixup": 0.0,
                  "model.optim.speaker_adversarial": 0.0, "model.optim.ema": 0.0}
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a `sqlite:///...` URI (relative to the working directory), else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri[len("sqlite:///"):])
 
 
 def ensure_store(uri: str) -> None:

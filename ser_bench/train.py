@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import mlflow
 import numpy as np
 import torch
 from hydra.errors import InstantiationException
@@ -23,7 +24,7 @@ from ser_bench.data.cache import cache_key, load_waveforms
 from ser_bench.data.datamodule import SERDataModule
 from ser_bench.data.manifest import Utterance, label_ids
 from ser_bench.errors import UserError
-from ser_bench.models import init
+from ser_bench.models import base, init
 from ser_bench.models.features import cached_layer_features, cached_log_mel, speaker_normalised
 from ser_bench.models.frontends import LogMel
 from ser_bench.models.module import SERModule
@@ -137,7 +138,7 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
         clips_key += "+" + offline_key(clips_key, augmentation)
     datamodule = SERDataModule(waves, label_ids(manifest, tuple(class_names)), split, **cfg.loader, copies=copies,
                                online=augmentation if augmentation.online else None, seed=cfg.seed)
-    net = build(cfg.model.net, "model.net", num_classes=len(class_names))
+    net = base.check(build(cfg.model.net, "model.net", num_classes=len(class_names)), len(class_names))
     if cfg.model.get("init_from"):
         init.load_into(net, init.resolve(str(cfg.model.init_from), cfg.tracking.uri))
     augmentation.attach(net)
@@ -193,8 +194,24 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
             else []
         tracking.log_results(metrics, history, history[best_idx]["epoch"], confusion, class_names, predictions,
                              best if cfg.tracking.log_checkpoint else None, val_predictions)
+        if cfg.tracking.get("log_model", True):
+            metrics.update(log_model(cfg, module, class_names, val_predictions, predictions, mlrun.info.run_id))
     return {"metrics": metrics, "run_id": mlrun.info.run_id, "split": split.describe(),
             "tracking_uri": cfg.tracking.uri, "experiment": cfg.tracking.experiment}
+
+
+def log_model(cfg: DictConfig, module: SERModule, class_names: list[str], val_rows: list[dict], test_rows: list[dict],
+              run_id: str) -> dict[str, float]:
+    """The run's MLflow model: the network as tested (its moving average where there is one), calibrated on the
+    validation rows; returns the calibration metrics it logged."""
+    from ser_bench.inference import bundle, mlflow_model
+
+    tested = module.ema_net.module if module.ema_net is not None else module.net
+    return mlflow_model.log_run_model(
+        tested, OmegaConf.to_container(cfg.model.net, resolve=True), class_names,
+        window_seconds=cfg.loader.max_seconds, precision=str(cfg.trainer.get("precision", "32-true")),
+        val_rows=val_rows, test_rows=test_rows, omit=bundle.referenced_parameters(module.net),
+        source=mlflow_model.source(mlflow.get_run(run_id)))
 
 
 def cpu_has_bf16() -> bool:

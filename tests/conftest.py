@@ -106,3 +106,30 @@ def alone_and_batched(net, lengths: list[int]):
         batched = net(wave, lengths)
         alone = torch.cat([net(wave[i:i + 1, :n], lengths[i:i + 1]) for i, n in enumerate(lengths)])
     return batched, alone
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory) -> Path:
+    """One MLflow store for the runs the inference tests train (each configuration trained once per session)."""
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture(scope="session")
+def trained(store, cache_dir):
+    """`trained(*overrides)` -> the finished run (an MLflow Run) of a tiny real training, trained once per session."""
+    from mlflow.tracking import MlflowClient
+
+    from ser_bench import train
+
+    runs = {}
+
+    def make(*overrides: str):
+        if overrides not in runs:
+            cfg = compose_cfg([*tiny_overrides(cache_dir, store), f"paths.output_dir={store}/out{len(runs)}",
+                               *overrides])
+            result = train.run(cfg)
+            runs[overrides] = MlflowClient(cfg.tracking.uri).get_run(result["run_id"])
+        return runs[overrides]
+
+    make.uri = f"sqlite:///{store}/mlflow.db"
+    return make

@@ -67,7 +67,7 @@ def test_cached_log_mel_matches_the_frontend(tmp_path):
     """Cached raw log-mel, cropped, masked and normalised per batch, scores as the waveform path does: exactly for
     every clip padded in its batch, and within float noise at the last frames of the batch's longest clip (whose
     end the STFT reflects where the cache sees silence)."""
-    from ser_bench.data.datamodule import pad
+    from ser_bench.data.padding import pad
     from ser_bench.models.features import cached_log_mel
     from ser_bench.models.frontends import LogMel
 
@@ -302,3 +302,40 @@ def test_ema_evaluates_the_moving_average_of_the_weights_and_buffers():
     assert optimised == {id(p) for p in module.net.parameters()}
     with pytest.raises(ValueError, match="ema must be in"):
         SERModule(Tiny(), list("abcd"), ema=1.0)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_satisfies_the_contract(model, tiny_pretrained):
+    """ser_bench/models/base.py: what training, the caches, ensembles and inference rely on, checked by running."""
+    from ser_bench.models import base
+
+    net = build(model, tiny_pretrained)
+    assert base.check(net, 8, forward=True) is net
+    if base.is_encoder(net):
+        assert net.mode in base.ENCODER_MODES and net.weights_id() is not None
+    else:
+        assert base.is_log_mel(net) and net.frontend.n_mels == 64
+
+
+def test_contract_names_what_is_missing():
+    from torch import nn
+
+    from ser_bench.models import base
+
+    class NoHead(nn.Module):
+        def forward(self, wave, lengths):
+            return wave[:, :8]
+
+    class WrongHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(4, 5)
+
+    with pytest.raises(base.ContractError, match="`head` must be a module holding at least one nn.Linear"):
+        base.check(NoHead(), 8)
+    with pytest.raises(base.ContractError, match="5 outputs, not num_classes=8"):
+        base.check(WrongHead(), 8)
+    net = build("cnn1d", {})
+    del net.frontend.n_mels
+    with pytest.raises(base.ContractError, match="`frontend` lacks n_mels"):
+        base.check(net, 8)

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> None:
 
 def finetune_steps(args: argparse.Namespace, work: Path, clips: list[torch.Tensor]) -> None:
     """Forward + backward + AdamW step on a padded batch, `model.mode=finetune` (feature encoder frozen)."""
-    from ser_bench.data.datamodule import pad
+    from ser_bench.data.padding import pad
     from ser_bench.models.ssl import SSLClassifier
 
     net = SSLClassifier(8, arch=args.arch, pretrained=str(work / "encoder"), mode="finetune")

@@ -77,7 +77,7 @@ def stages(paths: list[Path], cache: Path, batch_size: int) -> dict[str, float]:
 
     from ser_bench.data.audio import resample
     from ser_bench.data.cache import load_waveforms
-    from ser_bench.data.datamodule import pad
+    from ser_bench.data.padding import pad
     from ser_bench.models.frontends import LogMel
 
     out = {}

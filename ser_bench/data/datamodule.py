@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ser_bench.data.padding import pad
 from ser_bench.data.splits import Split
 
 # (wave, rng) -> wave, e.g. ser_bench.augment.Augmentation; `generator(epoch, row)` gives the rng.
@@ -70,16 +71,6 @@ class EpochSampler(Sampler):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
         return iter([(int(i), self.epoch) for i in order])
-
-
-def pad(waves) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clips (tensors or arrays, memory-mapped ones too) zero-padded to the longest along the first axis:
-    ([B, T, ...], lengths [B]). Waveforms are 1-D; cached log-mel features are [frames, n_mels]."""
-    lengths = torch.tensor([len(w) for w in waves])
-    padded = torch.zeros(len(waves), int(lengths.max()), *np.shape(waves[0])[1:])
-    for i, w in enumerate(waves):
-        padded[i, : len(w)] = w if torch.is_tensor(w) else torch.from_numpy(np.array(w, dtype=np.float32))
-    return padded, lengths
 
 
 def collate(batch):

@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from ser_bench.data.cache import cached_arrays
-from ser_bench.data.datamodule import pad
+from ser_bench.data.padding import pad
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ser_bench.errors import UserError
-from ser_bench.models.module import AVERAGED_PREFIX
+from ser_bench.models.base import AVERAGED_PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from ser_bench.models.base import AVERAGED_PREFIX
 from ser_bench.models.layers import reverse_gradient
-
-AVERAGED_PREFIX = "ema_net.module."  # checkpoint keys of the averaged network (`ema` > 0)
 
 
 class SERModule(L.LightningModule):

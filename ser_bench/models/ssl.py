@@ -22,10 +22,9 @@ import torch
 from torch import nn
 
 from ser_bench.errors import UserError
+from ser_bench.models.base import ENCODER_MODES as MODES
 
 log = logging.getLogger(__name__)
-
-MODES = ("frozen", "finetune", "full")
 
 
 def _architecture(arch: str):

@@ -55,12 +55,9 @@ def build(uri: str, experiments: list[str], ensembles: list[str] = ()) -> dict[s
 
     from ser_bench.report.collect import collect
     from ser_bench.report.document import document
-    from ser_bench.tracking import sqlite_path
+    from ser_bench.stores import existing
 
-    db = sqlite_path(uri)
-    if db is not None and not db.exists():
-        raise UserError(f"no MLflow store at {db}: run a training job first, or pass --tracking-uri")
-    client = MlflowClient(uri)
+    client = MlflowClient(existing(uri))
     collection = collect(client, experiments)
     md, page, table = document(client, collection, uri, dt.datetime.now().strftime("%Y-%m-%d %H:%M"), ensembles)
     return {"leaderboard.md": md, "leaderboard.html": page, "leaderboard.csv": table}

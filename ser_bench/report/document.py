@@ -3,10 +3,12 @@ the leaky random split apart with its inflation, baselines and published referen
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from tqdm import tqdm
 
-from ser_bench.report import figures, render
+from ser_bench.report import calibration, figures, render
 from ser_bench.report.collect import Collection, artifact, confusion, curves
 from ser_bench.report.ensemble import (
     Ensemble,
@@ -37,6 +39,8 @@ def document(client, collection: Collection, uri: str, when: str,
             matrices[r.run_id] = m
     pairs = leakage(groups)
     leaky_pairs = {id(a): b for a, b in pairs}
+
+    @functools.cache  # ensembles, calibration and the reliability diagram read the same files
     def fetch(run_id: str, name: str) -> str | None:
         return artifact(client, run_id, name)
 
@@ -50,6 +54,8 @@ def document(client, collection: Collection, uri: str, when: str,
             tables.append(_leaky_table(corpus, split, members, leaky_pairs, own))
         else:
             tables.append(_ranked_table(corpus, split, members, histories, matrices))
+            if (calibrated := calibration.table(corpus, split, [g for g in members if not g.leaky], fetch)):
+                tables.append(calibrated)
             if own := [e for e in ensembles + combined if any(e.groups[0] is g for g in members)]:
                 tables.append(ensemble_table(corpus, split, own))
     excluded = ", ".join(f"{n} {why}" for why, n in sorted(collection.excluded.items())) or "none"

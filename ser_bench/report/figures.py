@@ -97,3 +97,24 @@ def recall(groups: list[Group], matrices: dict[str, tuple[list[str], np.ndarray]
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def reliability(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str) -> Figure:
+    """Accuracy against mean confidence per confidence bin (one line per curve), and the clips per bin below."""
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(6.5, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="perfect calibration")
+    for i, (name, (conf, acc, counts)) in enumerate(curves.items()):
+        filled = counts > 0
+        ax.plot(conf[filled], acc[filled], "o-", color=f"C{i}", ms=4, label=name)
+        edges = np.linspace(0, 1, len(counts) + 1)
+        ax_n.stairs(counts, edges, color=f"C{i}", label=name)
+    ax.set_ylabel("accuracy in bin")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(wrap(title), fontsize=9)
+    ax_n.set_xlabel("confidence (top-class probability)")
+    ax_n.set_ylabel("clips")
+    fig.tight_layout()
+    return fig
