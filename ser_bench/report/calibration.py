@@ -89,8 +89,8 @@ def _reliability(members: list[Group], runs: list[tuple[Record, dict]], fetch: F
         labels.append(y)
     leader = next(g for g in members if g.rank == 1)
     y = np.concatenate(labels) if labels else np.zeros(0, int)
-    curves = {name: calibration.reliability(np.concatenate(p), y) for name, p in
-              (("before", before), ("after temperature scaling", after)) if p}
+    curves = {f"{name} (ECE {calibration.ece(np.concatenate(p), y):.3f})": calibration.reliability(np.concatenate(p), y)
+              for name, p in (("before", before), ("after temperature scaling", after)) if p}
     caption = (f"Reliability diagram of the leader, {leader.label}: accuracy against confidence over its test clips "
                f"({len(y)} from {len(labels)} runs), before and after temperature scaling")
     return caption, render.png(figures.reliability(curves, f"leader: {leader.label}"))
