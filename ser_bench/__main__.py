@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+LAUNCH = "SER_BENCH_LAUNCH"
+
+
+def launch_tag() -> str:
+    """A random tag of the launching process, inherited by its sweep's job processes: output and sweep folders
+    of two commands started in the same second differ (`hydra.run.dir`, `hydra.sweep.dir` in conf/train.yaml)."""
+    return os.environ.setdefault(LAUNCH, secrets.token_hex(3))
+
+
+if not OmegaConf.has_resolver("ser_bench.launch"):
+    OmegaConf.register_new_resolver("ser_bench.launch", launch_tag, use_cache=True)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -16,4 +31,22 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from ser_bench.argv import check
+    from ser_bench.errors import UserError
+
+    try:
+        check(sys.argv[1:])  # an unknown option, setting or bad value: one line, before Hydra starts
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        main()
+    except KeyboardInterrupt:
+        from ser_bench import sweep
+
+        closed = sweep.interrupted()
+        print(f"\ninterrupted: the sweep's parent run and {len(closed)} of its job runs marked KILLED; run the same "
+              f"command again to resume" if sweep.CURRENT else "\ninterrupted", file=sys.stderr)
+        sys.exit(130)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import sys
 import time
@@ -27,27 +28,37 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 SWEEP_FILE, RESULT_FILE = "sweep.json", "result.json"
+CURRENT: dict = {}  # the sweep this (launching) process opened, for closing it after Ctrl-C
 
 
 class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         from mlflow.tracking import MlflowClient
 
+        from ser_bench.runs import close_stale, process_tags
         from ser_bench.tracking import ensure_experiment, git_commit
 
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         uri = config.tracking.uri
         experiment_id = ensure_experiment(uri, config.tracking.experiment)
-        sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        stale = close_stale(MlflowClient(uri), [experiment_id])
+        if stale:
+            print(f"closed {len(stale)} runs left RUNNING by processes that are gone (now KILLED): {' '.join(stale)}",
+                  flush=True)
+        # The launch tag of the sweep's folder (ser_bench.__main__), so id and folder name each other.
+        sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.environ.get('SER_BENCH_LAUNCH') or secrets.token_hex(3)}"
         overrides = " ".join(config.hydra.overrides.task)
         parent = MlflowClient(uri).create_run(experiment_id, run_name=f"sweep {sweep_id}", tags={
             "sweep_id": sweep_id, "kind": "sweep", "sweep.command": f"python -m ser_bench -m {overrides}".strip(),
-            "sweep.dir": str(sweep_dir.resolve()), "git_commit": git_commit()})
+            "sweep.dir": str(sweep_dir.resolve()), "git_commit": git_commit(), **process_tags()})
         info = {"sweep_id": sweep_id, "parent_run_id": parent.info.run_id, "experiment_id": experiment_id,
-                "tracking_uri": uri, "swept": swept_keys(list(config.hydra.overrides.task))
+                "tracking_uri": uri, "sweep_dir": str(sweep_dir.resolve()),
+                "swept": swept_keys(list(config.hydra.overrides.task))
                 + [str(k) for k in config.hydra.sweeper.get("params") or {}]}
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=1))
+        CURRENT.clear()
+        CURRENT.update(info)
         print(f"sweep {sweep_id}: parent MLflow run {parent.info.run_id} in '{config.tracking.experiment}', "
               f"outputs in {sweep_dir}", flush=True)
 
@@ -67,6 +78,33 @@ class SweepCallback(Callback):
                 print(f"  failed: {r['job']}: {r['error']}", file=sys.stderr)
         if counts["failed"]:
             sys.exit(1)  # a SystemExit passes Hydra's callback guard: the sweep's exit status says it failed
+
+
+def interrupted() -> list[str]:
+    """After Ctrl-C in the launching process: the sweep's runs whose process is gone (joblib's workers are being
+    stopped; a few seconds' grace) and its parent run end KILLED. Returns the closed job runs."""
+    if not CURRENT:
+        return []
+    from mlflow.tracking import MlflowClient
+
+    from ser_bench.runs import close_stale
+
+    client = MlflowClient(CURRENT["tracking_uri"])
+    experiments = sorted({CURRENT["experiment_id"], *_job_experiments(client)})
+    closed = close_stale(client, experiments, CURRENT["sweep_id"], wait=15.0)
+    client.set_tag(CURRENT["parent_run_id"], "error", "interrupted")
+    client.set_terminated(CURRENT["parent_run_id"], "KILLED")
+    return closed
+
+
+def _job_experiments(client) -> list[str]:
+    """Experiments the sweep's jobs logged to (a member's recipe may name its own)."""
+    ids = []
+    for r in read_results(Path(CURRENT.get("sweep_dir", "."))):
+        exp = client.get_experiment_by_name(r.get("experiment", ""))
+        if exp is not None:
+            ids.append(exp.experiment_id)
+    return ids
 
 
 def _finish_parent(info: dict, results: list[dict], counts: Counter) -> None:

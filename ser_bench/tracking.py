@@ -22,6 +22,7 @@ from filelock import FileLock
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from ser_bench import runs, stores
 from ser_bench.errors import UserError
 from ser_bench.stores import sqlite_path
 
@@ -34,12 +35,12 @@ NON_RESULT_KEYS = ("tracking", "paths", "cache_dir", "cache_log_mel", "hydra", "
 # Options added after runs were logged, with the value those runs had: left out of the config hash
 # at that value, so older runs keep their hash (resume matches them), and read as that value by the report.
 ADDED_OPTIONS = {"labels": "native", "model.net.pool": "stats", "model.optim.mixup": 0.0,
-                 "model.optim.speaker_adversarial": 0.0, "model.optim.ema": 0.0}
+                 "model.optim.speaker_adversarial": 0.0, "model.optim.ema": 0.0, "data.allow_outside_root": False}
 
 
 def ensure_store(uri: str) -> None:
     """Create a SQLite store where missing (under a file lock); check that a server answers."""
-    db = sqlite_path(uri)
+    db = sqlite_path(stores.check(uri))
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(db) + ".lock"):
@@ -60,7 +61,7 @@ def ensure_experiment(uri: str, name: str) -> str:
     store from several processes at once (parallel jobs race on its schema migration), so creation
     happens under a file lock beside the database.
     """
-    db = sqlite_path(uri)
+    db = sqlite_path(stores.check(uri))
     if db is None:
         ensure_store(uri)
         return _get_or_create(MlflowClient(tracking_uri=uri), name, None)
@@ -155,6 +156,7 @@ def run_tags(cfg: DictConfig, split, dropped: dict[str, int] | None = None) -> d
         "actors.test": " ".join(map(str, split.test_actors)),
         "git_commit": git_commit(),
         "config_hash": config_hash(cfg),
+        **runs.process_tags(),  # who trains it: a run left RUNNING by a dead process can be closed (ser_bench.runs)
     }
     if dropped:
         tags["labels.dropped"] = " ".join(f"{k}={n}" for k, n in sorted(dropped.items()))
@@ -196,7 +198,10 @@ def start_run(cfg: DictConfig, split, sweep: dict | None = None,
             mlflow.log_dict(split.describe(), "split.json")
             yield run
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C (Lightning turns it into SystemExit)
-            mlflow.set_tag("error", "interrupted")
+            # Closed first: a sweep's launcher may end this process moments later (what is left RUNNING then is
+            # closed by the launcher, ser_bench.runs).
+            MlflowClient(uri).set_terminated(run.info.run_id, "KILLED")
+            MlflowClient(uri).set_tag(run.info.run_id, "error", "interrupted")
             mlflow.end_run("KILLED")
             raise
         except BaseException as err:
@@ -246,7 +251,7 @@ def log_results(metrics: dict[str, float], history: list[dict], best_epoch: int,
 
 def finished_run(cfg: DictConfig):
     """The latest FINISHED run of this exact configuration (same config hash) in its experiment, or None."""
-    client = MlflowClient(tracking_uri=cfg.tracking.uri)
+    client = MlflowClient(tracking_uri=stores.check(cfg.tracking.uri))
     exp = client.get_experiment_by_name(cfg.tracking.experiment)
     if exp is None:
         return None

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import confusion_matrix
 
-from ser_bench import tracking
+from ser_bench import settings, tracking
 from ser_bench.augment.offline import offline_copies, offline_key
 from ser_bench.data import labels
 from ser_bench.data.audio import SAMPLE_RATE
@@ -112,6 +112,7 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
 
     `sweep` (from ser_bench.sweep) tags the run with its sweep and nests it under the sweep's parent run.
     """
+    settings.check(cfg)  # before anything is decoded, cached or logged
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     manifest, class_names, dropped = corpus_and_labels(cfg)

@@ -56,6 +56,9 @@ def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         )
     if data.shape[0] == 0:
         raise UserError(f"audio file {path} holds no samples; replace or remove the file")
+    if not np.isfinite(data).all():  # float WAVs can hold NaN or inf: they would train and score silently
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise UserError(f"audio file {path} holds {bad} non-finite samples (NaN or inf); replace or remove the file")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if sr != sample_rate:
         mono = resample(mono, sr, sample_rate)

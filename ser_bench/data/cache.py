@@ -23,11 +23,12 @@ import numpy as np
 from filelock import FileLock
 from tqdm import tqdm
 
+from ser_bench.data import integrity
 from ser_bench.data.audio import SAMPLE_RATE, read_audio
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # 2: files not at 16 kHz are resampled with soxr (was torchaudio)
+CACHE_VERSION = 3  # 2: files not at 16 kHz are resampled with soxr (was torchaudio); 3: non-finite samples refused
 DECODE_THREADS = min(4, os.cpu_count() or 1)
 
 
@@ -72,19 +73,50 @@ def cached_arrays(entry: Path, make: Callable[[], list[np.ndarray]], info: dict)
     """The 1-D float32 arrays stored in `entry`, made by `make()` first where the entry is missing.
 
     Parallel jobs asking for the same entry wait on a file lock, so the work is done once; the entry
-    appears by an atomic rename, so a crash never leaves a half-written one.
+    appears by an atomic rename, so a crash never leaves a half-written one. Every open checks the entry
+    (`integrity`): a damaged one is set aside with a warning naming it and made again, never served.
     """
-    if not (entry / "offsets.npy").exists():
-        entry.parent.mkdir(parents=True, exist_ok=True)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        audio, offsets = _open(entry)
+    except FileNotFoundError:
         with FileLock(str(entry) + ".lock"):
             if not (entry / "offsets.npy").exists():
                 _write(entry, make(), info)
                 log.info("cached %s", entry)
+        audio, offsets = _open(entry)
+    except integrity.Damaged as why:
+        log.warning("cache entry %s is damaged (%s): set aside and made again", entry, why)
+        with FileLock(str(entry) + ".lock"):
+            _set_aside(entry)
+            _write(entry, make(), info)
+        audio, offsets = _open(entry)
     else:
         log.info("cache hit: %s", entry)
-    audio = np.load(entry / "audio.npy", mmap_mode="r")
-    offsets = np.load(entry / "offsets.npy")
     return [audio[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def _open(entry: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(data, offsets) of a complete entry that passes its checks; FileNotFoundError where there is none."""
+    if not (entry / "offsets.npy").exists():
+        raise FileNotFoundError(entry)
+    try:
+        info = json.loads((entry / "info.json").read_text())
+    except (OSError, ValueError):
+        raise integrity.Damaged("info.json is missing or unreadable") from None
+    refresh = integrity.verify(entry, info)
+    audio, offsets = integrity.structure(entry)
+    if refresh:  # an entry from before the records, or copied: record it as it is now
+        with FileLock(str(entry) + ".lock"):
+            integrity.rewrite_info(entry, info)
+    return audio, offsets
+
+
+def _set_aside(entry: Path) -> None:
+    if entry.exists():
+        aside = entry.with_name(f".{entry.name}.damaged-{os.getpid()}")
+        os.rename(entry, aside)
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _write(entry: Path, arrays: list[np.ndarray], info: dict) -> None:
@@ -93,8 +125,9 @@ def _write(entry: Path, arrays: list[np.ndarray], info: dict) -> None:
         offsets = np.cumsum([0] + [len(a) for a in arrays]).astype(np.int64)
         np.save(tmp / "audio.npy", np.concatenate(arrays).astype(np.float32, copy=False) if arrays
                 else np.zeros(0, np.float32))
-        (tmp / "info.json").write_text(json.dumps(info))
-        np.save(tmp / "offsets.npy", offsets)  # written last: its presence marks a complete entry
+        np.save(tmp / "offsets.npy", offsets)
+        # Written last, with the files' checksums: a complete info.json marks a complete entry.
+        (tmp / "info.json").write_text(json.dumps({**info, "integrity": integrity.record(tmp)}))
         try:
             os.rename(tmp, entry)
         except OSError:

@@ -13,6 +13,7 @@ the key; its first group is the speaker), else left unknown.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -54,8 +55,19 @@ def _metadata_dir(metadata: str | Path) -> Path:
     return folder
 
 
+def inside(root: Path, wav: str, allow_outside: bool) -> Path:
+    """`wav` (relative to `root`, or absolute) as a path; one that leads out of `root` (`..`, an absolute path
+    elsewhere) is refused unless `allow_outside`. Judged on the path as written, so links inside the root to
+    audio kept elsewhere still work."""
+    path = Path(os.path.normpath(root / Path(wav).expanduser()))
+    if not allow_outside and not path.is_relative_to(Path(os.path.normpath(root))):
+        raise UserError(f"a record's wav path {wav!r} leads outside data.root={root}: refused (set "
+                        f"data.allow_outside_root=true if the manifest is meant to point there)")
+    return path
+
+
 def load(metadata: str | Path, root: str | Path, corpus: str | None = None,
-         speaker_pattern: str | None = None) -> list[Utterance]:
+         speaker_pattern: str | None = None, allow_outside_root: bool = False) -> list[Utterance]:
     """Manifest from EmoBox's `NAME.jsonl`, audio under `root`; corpus defaults to the folder name."""
     folder = _metadata_dir(metadata)
     name = folder.name
@@ -73,8 +85,7 @@ def load(metadata: str | Path, root: str | Path, corpus: str | None = None,
     parse = PARSERS.get(name)
     manifest, missing = [], []
     for record in read_jsonl(table):
-        path = Path(record["wav"])
-        path = path if path.is_absolute() else audio_root / path
+        path = inside(audio_root, str(record["wav"]), allow_outside_root)
         if not path.is_file():
             missing.append(str(path))
             continue

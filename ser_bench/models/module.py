@@ -12,6 +12,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from ser_bench.errors import UserError
 from ser_bench.models.base import AVERAGED_PREFIX
 from ser_bench.models.layers import reverse_gradient
 
@@ -186,6 +187,7 @@ class SERModule(L.LightningModule):
             metric.reset()
         if self.train_acc.update_count > 0 and not self.trainer.sanity_checking:
             epoch["train/loss"] = self.train_loss.compute().item()
+            _check_finite(epoch, self.current_epoch)
             epoch["train/acc"] = self.train_acc.compute().item()
             epoch["gap/acc"] = epoch["train/acc"] - epoch["val/acc"]
             if self.adversary is not None:  # how well the adversary still tells the training speakers apart
@@ -237,6 +239,17 @@ class SERModule(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class NonFiniteLoss(UserError):
+    """Training diverged: a run that goes on from here would be FINISHED with NaN weights."""
+
+
+def _check_finite(epoch: dict[str, float], index: int) -> None:
+    bad = [k for k in ("train/loss", "val/loss") if k in epoch and not math.isfinite(epoch[k])]
+    if bad:
+        raise NonFiniteLoss(f"{' and '.join(f'{k} = {epoch[k]}' for k in bad)} at epoch {index}: training diverged; "
+                            f"lower model.optim.lr, or check the training audio")
 
 
 def _clip_probabilities(batch: dict, logits: torch.Tensor) -> list[tuple[int, int, list[float]]]:
