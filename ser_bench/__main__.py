@@ -43,10 +43,13 @@ if __name__ == "__main__":
         sys.exit(2)
     try:
         main()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as stop:  # Ctrl-C, kill (SIGTERM), or a sweep's own exit status
         from ser_bench import sweep
 
-        closed = sweep.interrupted()
-        print(f"\ninterrupted: the sweep's parent run and {len(closed)} of its job runs marked KILLED; run the same "
-              f"command again to resume" if sweep.CURRENT else "\ninterrupted", file=sys.stderr)
-        sys.exit(130)
+        closed = sweep.interrupted() if sweep.CURRENT else []
+        if isinstance(stop, SystemExit) and stop.code != 128 + 15:
+            raise  # an exit status of its own (a user's mistake, a sweep's end): nothing was left open
+        what = "terminated" if isinstance(stop, SystemExit) else "interrupted"
+        print(f"\n{what}: the sweep's open runs ({len(closed)} jobs) and its parent run marked KILLED; run the same "
+              f"command again to resume" if sweep.CURRENT else f"\n{what}", file=sys.stderr)
+        sys.exit(130 if what == "interrupted" else stop.code)

@@ -56,8 +56,9 @@ def close_stale(client, experiment_ids: list[str], sweep_id: str | None = None, 
     """Mark the RUNNING runs of these experiments (of one sweep, if given) whose process is gone as KILLED;
     `wait` seconds for processes that are still shutting down. Returns the closed run ids."""
     query = "attributes.status = 'RUNNING'" + (f" and tags.sweep_id = '{sweep_id}'" if sweep_id else "")
-    running = [r for r in client.search_runs(experiment_ids, query, max_results=10_000)
-               if r.data.tags.get("kind") != "sweep"]
+    own = str(os.getpid())  # this process's own runs (a sweep's parent, in its launcher) are the caller's to close
+    running = [r for r in client.search_runs(experiment_ids, query, max_results=10_000)  # sweeps' parents too
+               if not (r.data.tags.get("pid") == own and r.data.tags.get("host") == socket.gethostname())]
     deadline, closed = time.monotonic() + wait, []
     for run in running:
         while alive(run.data.tags) and time.monotonic() < deadline:
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"no experiment named {', '.join(sorted(missing))} in {args.tracking_uri}")
         closed = close_stale(client, [e.experiment_id for e in exps]) if exps else []
         other = [r for r in client.search_runs([e.experiment_id for e in exps], "attributes.status = 'RUNNING'")
-                 if r.data.tags.get("kind") != "sweep" and alive(r.data.tags) is None] if exps else []
+                 if alive(r.data.tags) is None] if exps else []
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -92,8 +92,9 @@ def interrupted() -> list[str]:
     client = MlflowClient(CURRENT["tracking_uri"])
     experiments = sorted({CURRENT["experiment_id"], *_job_experiments(client)})
     closed = close_stale(client, experiments, CURRENT["sweep_id"], wait=15.0)
-    client.set_tag(CURRENT["parent_run_id"], "error", "interrupted")
-    client.set_terminated(CURRENT["parent_run_id"], "KILLED")
+    if client.get_run(CURRENT["parent_run_id"]).info.status == "RUNNING":  # not closed by the sweep's own end
+        client.set_tag(CURRENT["parent_run_id"], "error", "interrupted")
+        client.set_terminated(CURRENT["parent_run_id"], "KILLED")
     return closed
 
 

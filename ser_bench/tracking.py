@@ -197,13 +197,16 @@ def start_run(cfg: DictConfig, split, sweep: dict | None = None,
             mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             mlflow.log_dict(split.describe(), "split.json")
             yield run
-        except (KeyboardInterrupt, SystemExit):  # Ctrl-C (Lightning turns it into SystemExit)
+        except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C; kill (SIGTERM): Lightning makes both SystemExit
             # Closed first: a sweep's launcher may end this process moments later (what is left RUNNING then is
             # closed by the launcher, ser_bench.runs).
+            terminated = type(err).__name__ == "SIGTERMException"
             MlflowClient(uri).set_terminated(run.info.run_id, "KILLED")
-            MlflowClient(uri).set_tag(run.info.run_id, "error", "interrupted")
+            MlflowClient(uri).set_tag(run.info.run_id, "error", "terminated (SIGTERM)" if terminated else "interrupted")
             mlflow.end_run("KILLED")
-            raise
+            if terminated:
+                raise SystemExit(128 + 15) from None
+            raise KeyboardInterrupt from None
         except BaseException as err:
             mlflow.set_tag("error", f"{type(err).__name__}: {err}"[:5000])
             raise  # mlflow.start_run's own exit marks the run FAILED

@@ -177,8 +177,8 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
     if cfg.early_stopping.patience:
         callbacks.append(EarlyStopping(monitor="val/ua", mode="max", patience=cfg.early_stopping.patience))
     warn_slow_precision(str(cfg.trainer.get("precision", "32-true")), str(cfg.trainer.get("accelerator", "auto")))
+    trainer = make_trainer(cfg, callbacks, out)
     with tracking.start_run(cfg, split, sweep, dropped) as mlrun:
-        trainer = L.Trainer(**cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out)
         trainer.fit(module, datamodule=datamodule)
         best = checkpoint.best_model_path
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
@@ -199,6 +199,16 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
             metrics.update(log_model(cfg, module, class_names, val_predictions, predictions, mlrun.info.run_id))
     return {"metrics": metrics, "run_id": mlrun.info.run_id, "split": split.describe(),
             "tracking_uri": cfg.tracking.uri, "experiment": cfg.tracking.experiment}
+
+
+def make_trainer(cfg: DictConfig, callbacks: list, out: Path) -> L.Trainer:
+    """Lightning's Trainer, made before the MLflow run opens: a flag it refuses is one line, with no run left."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return L.Trainer(**cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out)
+    except (ValueError, TypeError, ImportError, MisconfigurationException) as err:
+        raise UserError(f"bad trainer settings: {str(err).splitlines()[0]}") from None
 
 
 def log_model(cfg: DictConfig, module: SERModule, class_names: list[str], val_rows: list[dict], test_rows: list[dict],

@@ -175,17 +175,21 @@ def test_ctrl_c_on_a_joblib_sweep_closes_every_run_and_resumes(tmp_path, cache_d
     assert proc.returncode == 130 and "marked KILLED" in err, err[-2000:]
     statuses = _statuses(uri)
     assert sorted(statuses.values()) == ["FINISHED", "KILLED", "KILLED"], statuses  # job 1, job 2, the parent
-    again = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # The same sweep again, run by the basic launcher this time (it is not part of the config hash): the finished
+    # job is skipped, the killed one starts again, and Ctrl-C in the launching process closes it too.
+    basic = [a for a in args if not a.startswith("hydra.launcher") and a != "hydra/launcher=joblib"]
+    again = subprocess.Popen(basic, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
-    try:  # the finished job is skipped, the killed one starts again
+    try:
         _wait_for(lambda: list(_statuses(uri).values()).count("RUNNING") == 2, 300, "the re-run did not start")
         os.killpg(again.pid, signal.SIGINT)
-        out, _ = again.communicate(timeout=120)
+        out, err = again.communicate(timeout=120)
     finally:
         if again.poll() is None:
             os.killpg(again.pid, signal.SIGKILL)
+    assert again.returncode == 130, err[-2000:]
     assert "skip job 0 (trainer.max_epochs=1)" in out
-    assert "RUNNING" not in _statuses(uri).values()
+    assert sorted(_statuses(uri).values()) == ["FINISHED", "KILLED", "KILLED", "KILLED", "KILLED"]
 
 
 def test_runs_of_dead_processes_are_closed_live_ones_never(tmp_path):
@@ -324,3 +328,25 @@ def test_check_cache_finds_what_the_quick_check_cannot(tmp_path, capsys):
     assert data_main(["check-cache", "--cache-dir", str(tmp_path)]) == 1
     assert "damaged" in capsys.readouterr().out and not entry.exists()
     assert data_main(["check-cache", "--cache-dir", str(tmp_path)]) == 0
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_single_run_killed(tmp_path, cache_dir):
+    from ser_bench.tracking import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    ensure_experiment(uri, "ser_bench")
+    proc = subprocess.Popen([sys.executable, "-m", "ser_bench", *TINY_CORPUS, f"cache_dir={cache_dir}",
+                             f"tracking.uri={uri}", "trainer.max_epochs=400", "early_stopping.patience=0",
+                             "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}/run"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: "RUNNING" in _statuses(uri).values(), 300, "the run did not start")
+        time.sleep(2)
+        proc.terminate()
+        assert proc.wait(120) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (run,) = MlflowClient(uri).search_runs(["1"])
+    assert run.info.status == "KILLED" and run.data.tags["error"] == "terminated (SIGTERM)"

@@ -95,15 +95,16 @@ def test_unreachable_server_is_one_line(cache_dir, tmp_path):
 
 
 def test_a_crashing_job_is_recorded_and_the_others_go_on(cache_dir, tmp_path):
-    proc = cli("-m", "trainer.gradient_clip_val=5,bogus", *tiny_overrides(cache_dir, tmp_path),
-               "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}/sweep")
+    """A job whose training diverges (NaN loss) fails inside its run; the other finishes."""
+    proc = cli("-m", "model.optim.lr=0.003,1e30", *tiny_overrides(cache_dir, tmp_path),
+               "trainer.max_epochs=3", f"hydra.sweep.dir={tmp_path}/sweep")
     assert proc.returncode == 1
     assert "1 finished, 0 skipped (already FINISHED), 1 failed" in proc.stdout
-    assert "failed: job 1 (trainer.gradient_clip_val=bogus)" in proc.stderr
+    assert "failed: job 1 (model.optim.lr=1e+30): NonFiniteLoss" in proc.stderr
     client, runs = _runs(f"sqlite:///{tmp_path}/mlflow.db")
-    status = {r.data.params.get("trainer.gradient_clip_val"): r for r in runs if r.data.tags.get("kind") != "sweep"}
-    assert status["5"].info.status == "FINISHED"
-    assert status["bogus"].info.status == "FAILED" and "bogus" in status["bogus"].data.tags["error"]
+    status = {r.data.params.get("model.optim.lr"): r for r in runs if r.data.tags.get("kind") != "sweep"}
+    assert status["0.003"].info.status == "FINISHED"
+    assert status["1e+30"].info.status == "FAILED" and "training diverged" in status["1e+30"].data.tags["error"]
     (parent,) = [r for r in runs if r.data.tags.get("kind") == "sweep"]
     assert parent.info.status == "FAILED" and parent.data.tags["jobs.failed"] == "1"
 

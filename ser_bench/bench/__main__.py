@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ser_bench.bench import augment, embed, features, predict, step, sweep, train
+from ser_bench.bench import augment, embed, faults, features, predict, step, sweep, train
 
-BENCHMARKS = {"augment": augment, "embed": embed, "features": features, "predict": predict, "step": step,
-              "sweep": sweep, "train": train}
+BENCHMARKS = {"augment": augment, "embed": embed, "faults": faults, "features": features, "predict": predict,
+              "step": step, "sweep": sweep, "train": train}
 
 
 def main(argv: list[str] | None = None) -> None:
