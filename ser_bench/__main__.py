@@ -21,7 +21,7 @@ if not OmegaConf.has_resolver("ser_bench.launch"):
     OmegaConf.register_new_resolver("ser_bench.launch", launch_tag, use_cache=True)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://ser_bench.conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from ser_bench import cli
     from ser_bench.sweep import sweep_info
@@ -33,9 +33,10 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     import sys
 
-    from ser_bench.argv import check
+    from ser_bench.argv import check, lightning_style
     from ser_bench.errors import UserError
 
+    sys.argv[1:] = lightning_style(sys.argv[1:])
     try:
         check(sys.argv[1:])  # an unknown option, setting or bad value: one line, before Hydra starts
     except UserError as err:

@@ -9,14 +9,13 @@ way `python -m ser_bench` does (a sweep with each swept setting at its first val
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ser_bench import settings
+from ser_bench import conf_dir, settings
 from ser_bench.errors import UserError
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = conf_dir()
 
 
 def options(group: str) -> list[str]:
@@ -43,6 +42,15 @@ def parse(argv: list[str]):
             from None
 
 
+def lightning_style(argv: list[str]) -> list[str]:
+    """`trainer.X=V` for any Lightning Trainer flag, as Lightning users write it: Hydra would need `+trainer.X` for
+    a flag conf/trainer/default.yaml does not list, so such a one becomes `++trainer.X=V` (set or add); the names
+    are checked against lightning.Trainer by settings.check_trainer."""
+    listed = set(OmegaConf.load(CONF / "trainer" / "default.yaml"))
+    return [f"++{a}" if a.startswith("trainer.") and "=" in a and a[8:].split("=")[0] not in listed else a
+            for a in argv]
+
+
 def check(argv: list[str]) -> None:
     parsed = parse(argv)
     if parsed is None:
@@ -58,7 +66,8 @@ def check(argv: list[str]) -> None:
         values = _values(o)
         if (CONF / o.key_or_group).is_dir() and not o.is_delete():
             known = options(o.key_or_group)
-            for value in values:
+            chosen = o.value() if not o.is_sweep_override() and isinstance(o.value(), list) else values
+            for value in chosen:  # one option, or a list of them (logger=[csv,tensorboard])
                 if value not in known and value != "null":
                     close = difflib.get_close_matches(str(value), known, n=1)
                     raise UserError(f"{o.key_or_group}={value}: no such option"

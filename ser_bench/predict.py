@@ -72,12 +72,14 @@ def audio_suffixes() -> set[str]:
 def expand(inputs: list[str]) -> list[Path]:
     """Files as given; folders searched for files with an audio suffix. A name that is neither is an error."""
     suffixes, files = audio_suffixes(), []
+    from ser_bench.data.files import walk
+
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+            found = sorted(p for p in walk(path) if p.is_file() and p.suffix.lower() in suffixes
                            and not p.name.startswith("."))
             if not found:
                 raise UserError(f"{path} holds no audio files ({', '.join(sorted(suffixes)[:8])}, ...)")

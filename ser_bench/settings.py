@@ -47,6 +47,8 @@ def check(cfg: DictConfig) -> None:
     """Every rule that applies to `cfg`, the cache folder and the tracking store; the first problem is a
     UserError."""
     check_rules(cfg)
+    check_trainer(cfg)
+    check_corpus_fits(cfg)
     check_cache_dir(cfg.cache_dir)
     stores.check(str(cfg.tracking.uri))
 
@@ -56,6 +58,57 @@ def check_rules(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=MISSING)
         if value is not MISSING and not ok(value):
             raise UserError(f"{key}={value!r}: must be {wanted}")
+
+
+# Trainer arguments ser_bench passes itself: config groups say what to add.
+OWN_TRAINER_ARGS = {
+    "logger": "add Lightning's loggers with logger=csv, logger=tensorboard or logger=[csv,tensorboard] (conf/logger/)",
+    "callbacks": "add Lightning callbacks with callbacks=NAME (conf/callbacks/) or +callbacks.NAME._target_=CLASS",
+}
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    """Every trainer.X is an argument of lightning.Trainer, and none is one ser_bench passes itself."""
+    import difflib
+    import inspect
+
+    from lightning import Trainer
+
+    known = [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
+    for key in cfg.get("trainer") or {}:
+        if key in OWN_TRAINER_ARGS:
+            raise UserError(f"trainer.{key} is set by ser_bench: {OWN_TRAINER_ARGS[key]}")
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            raise UserError(f"trainer.{key}: lightning.Trainer has no such argument"
+                            f"{f' (did you mean trainer.{close[0]}?)' if close else ''}")
+
+
+def check_corpus_fits(cfg: DictConfig) -> None:
+    """A synthetic corpus with too few actors for the split is refused before anything is generated."""
+    data, split = cfg.get("data") or {}, cfg.get("split") or {}
+    if not str(data.get("_target_", "")).endswith("synthetic.load"):
+        return
+    n = int(data.get("n_actors", 24))
+    protocol = str(split.get("_target_", "")).rpartition(".")[2]
+    fold = split.get("fold", 0)
+    val = 0 if split.get("val", "speakers") == "utterances" else int(split.get("n_val_actors", 2) or 0)
+    fix = "use data.n_actors=24, or debug=fast (a tiny corpus every split fits)"
+    if protocol == "emobox" and _integer(fold):
+        from ser_bench.data.splits import EMOBOX_FOLDS
+
+        needed = EMOBOX_FOLDS[fold] if fold < len(EMOBOX_FOLDS) else ()
+        missing = [a for a in needed if a > n]
+        if missing:
+            raise UserError(f"data.n_actors={n}: split=emobox fold {fold} tests actors "
+                            f"{' '.join(map(str, needed))}, and a corpus of {n} actors lacks {missing}; {fix}, "
+                            f"or split=loso (fold K tests actor K+1)")
+    elif protocol == "loso" and _integer(fold) and fold >= n:
+        raise UserError(f"data.n_actors={n}: split=loso has folds 0-{n - 1} for it, not split.fold={fold}")
+    if protocol in ("emobox", "loso") and n < val + 2:
+        raise UserError(f"data.n_actors={n}: too few actors for a test actor, {val} validation actors and a "
+                        f"training actor; use data.n_actors={val + 2} or more, a lower split.n_val_actors, or "
+                        f"split.val=utterances (validation on held-out clips of the training actors)")
 
 
 def check_cache_dir(cache_dir: str) -> Path:

@@ -170,7 +170,7 @@ def job_label(sweep: dict | None = None) -> str:
     hc = HydraConfig.get()
     swept = (sweep or {}).get("swept")
     own = [o for o in hc.overrides.task if swept is None or o.split("=", 1)[0] in swept]
-    return f"job {hc.job.num} ({' '.join(own) or 'defaults'})"
+    return f"job {hc.job.num} ({' '.join(o.lstrip('+') for o in own) or 'defaults'})"
 
 
 def write_result(cfg: DictConfig, sweep: dict, status: str, **fields) -> None:

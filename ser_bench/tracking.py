@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import io
 import json
 import logging
 import subprocess
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,21 +22,11 @@ from filelock import FileLock
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from ser_bench import runs, stores
+from ser_bench import result_key, runs, stores
 from ser_bench.errors import UserError
 from ser_bench.stores import sqlite_path
 
 log = logging.getLogger(__name__)
-
-# Config keys that change where things go or how they are shown, never what is computed; and
-# cache_log_mel, which computes the same log-mel except at each batch's longest clip's last 2 frames
-# (README: its effect on one fold, measured).
-NON_RESULT_KEYS = ("tracking", "paths", "cache_dir", "cache_log_mel", "hydra", "resume")
-# Options added after runs were logged, with the value those runs had: left out of the config hash
-# at that value, so older runs keep their hash (resume matches them), and read as that value by the report.
-ADDED_OPTIONS = {"labels": "native", "model.net.pool": "stats", "model.optim.mixup": 0.0,
-                 "model.optim.speaker_adversarial": 0.0, "model.optim.ema": 0.0, "data.allow_outside_root": False}
-
 
 def ensure_store(uri: str) -> None:
     """Create a SQLite store where missing (under a file lock); check that a server answers."""
@@ -103,23 +93,6 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
     return out
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """Hash of everything that can change a result (not paths, tracking or caches)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    for key in NON_RESULT_KEYS:
-        container.pop(key, None)
-    container.get("trainer", {}).pop("enable_progress_bar", None)
-    container.get("data", {}).pop("cache_dir", None)  # where a generated corpus is kept, not what it holds
-    for dotted, default in ADDED_OPTIONS.items():
-        *parents, leaf = dotted.split(".")
-        node = container
-        for key in parents:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict) and leaf in node and node[leaf] == default:
-            del node[leaf]
-    return hashlib.sha1(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
-
-
 @functools.cache
 def git_commit() -> str:
     """Commit of the ser_bench checkout, with `-dirty` when it has uncommitted changes.
@@ -155,13 +128,15 @@ def run_tags(cfg: DictConfig, split, dropped: dict[str, int] | None = None) -> d
         "actors.val": " ".join(map(str, split.val_actors)),
         "actors.test": " ".join(map(str, split.test_actors)),
         "git_commit": git_commit(),
-        "config_hash": config_hash(cfg),
+        "config_hash": result_key.config_hash(cfg),
         **runs.process_tags(),  # who trains it: a run left RUNNING by a dead process can be closed (ser_bench.runs)
     }
     if dropped:
         tags["labels.dropped"] = " ".join(f"{k}={n}" for k, n in sorted(dropped.items()))
     if split.note:
         tags["split.note"] = split.note
+    if split.val_by != "speakers":
+        tags["split.val"] = split.val_by  # validation not speaker-independent (the test still is)
     if "pretrained" in cfg.model:
         tags["pretrained"] = str(cfg.model.pretrained) if cfg.model.pretrained else "random-init (no pretraining)"
     if cfg.model.get("init_from"):
@@ -176,8 +151,8 @@ def run_name(cfg: DictConfig, split) -> str:
 
 
 @contextmanager
-def start_run(cfg: DictConfig, split, sweep: dict | None = None,
-              dropped: dict[str, int] | None = None) -> Iterator[mlflow.ActiveRun]:
+def start_run(cfg: DictConfig, split, sweep: dict | None = None, dropped: dict[str, int] | None = None,
+              manifest: list | None = None) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run with tags, params and the resolved config; a crash ends it FAILED with the error.
 
     `sweep` ({"sweep_id", "parent_run_id"}) tags the run with its sweep and nests it under the
@@ -196,6 +171,8 @@ def start_run(cfg: DictConfig, split, sweep: dict | None = None,
             mlflow.log_params(flatten(cfg))
             mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             mlflow.log_dict(split.describe(), "split.json")
+            if manifest is not None:
+                log_corpus(manifest, split, str(OmegaConf.select(cfg, "data.root") or cfg.cache_dir))
             yield run
         except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C; kill (SIGTERM): Lightning makes both SystemExit
             # Closed first: a sweep's launcher may end this process moments later (what is left RUNNING then is
@@ -210,6 +187,24 @@ def start_run(cfg: DictConfig, split, sweep: dict | None = None,
         except BaseException as err:
             mlflow.set_tag("error", f"{type(err).__name__}: {err}"[:5000])
             raise  # mlflow.start_run's own exit marks the run FAILED
+
+
+def log_corpus(manifest: list, split, source: str) -> None:
+    """The corpus as the run's input datasets (MLflow's Datasets panel): one per part, the clips' ids, speakers and
+    emotions, with a digest of that manifest (the same corpus anywhere on disk, the same digest)."""
+    import hashlib
+
+    import pandas as pd
+    from mlflow.data import from_pandas
+
+    for part, rows in (("train", split.train), ("validation", split.val), ("test", split.test)):
+        frame = pd.DataFrame([{"utt_id": u.utt_id, "corpus": u.corpus, "speaker": str(u.actor), "emotion": u.emotion}
+                              for u in (manifest[r] for r in rows)])
+        digest = hashlib.sha1(frame.to_csv(index=False).encode()).hexdigest()[:16]
+        with warnings.catch_warnings():  # MLflow registers its local-file source twice and says so on every call
+            warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
+            dataset = from_pandas(frame, source=source, name=f"{split.corpus}-{part}", digest=digest)
+        mlflow.log_input(dataset, context=part)
 
 
 class EpochLogger(L.Callback):
@@ -258,9 +253,11 @@ def finished_run(cfg: DictConfig):
     exp = client.get_experiment_by_name(cfg.tracking.experiment)
     if exp is None:
         return None
-    query = f"tags.config_hash = '{config_hash(cfg)}' and attributes.status = 'FINISHED'"
-    runs = client.search_runs([exp.experiment_id], query, max_results=1, order_by=["attributes.start_time DESC"])
-    return runs[0] if runs else None
+    for query in result_key.finished_query(cfg):  # this rule's hash, then the legacy rule's
+        runs = client.search_runs([exp.experiment_id], query, max_results=1, order_by=["attributes.start_time DESC"])
+        if runs:
+            return runs[0]
+    return None
 
 
 def tracking_summary(uri: str) -> str:

@@ -178,7 +178,7 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
         callbacks.append(EarlyStopping(monitor="val/ua", mode="max", patience=cfg.early_stopping.patience))
     warn_slow_precision(str(cfg.trainer.get("precision", "32-true")), str(cfg.trainer.get("accelerator", "auto")))
     trainer = make_trainer(cfg, callbacks, out)
-    with tracking.start_run(cfg, split, sweep, dropped) as mlrun:
+    with tracking.start_run(cfg, split, sweep, dropped, manifest) as mlrun:
         trainer.fit(module, datamodule=datamodule)
         best = checkpoint.best_model_path
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
@@ -205,8 +205,19 @@ def make_trainer(cfg: DictConfig, callbacks: list, out: Path) -> L.Trainer:
     """Lightning's Trainer, made before the MLflow run opens: a flag it refuses is one line, with no run left."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    added = {"logger": [], "callbacks": []}
+    for group, objects in added.items():  # conf/logger/, conf/callbacks/: each entry one object by _target_
+        for name, node in (cfg.get(group) or {}).items():
+            try:
+                objects.append(instantiate(node))
+            except Exception as err:  # noqa: BLE001 - a missing package, a bad argument: one line naming it
+                cause = err.__cause__ or err
+                raise UserError(f"{group}.{name}: cannot make {OmegaConf.select(node, '_target_')} "
+                                f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})") \
+                    from None
     try:
-        return L.Trainer(**cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=out)
+        return L.Trainer(**{"default_root_dir": out, **cfg.trainer}, callbacks=callbacks + added["callbacks"],
+                         logger=added["logger"] or False)
     except (ValueError, TypeError, ImportError, MisconfigurationException) as err:
         raise UserError(f"bad trainer settings: {str(err).splitlines()[0]}") from None
 

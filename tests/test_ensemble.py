@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 from sklearn.metrics import balanced_accuracy_score
 
 from ser_bench.ensemble import EnsembleCallback
-from ser_bench.tracking import config_hash, flatten
+from ser_bench.result_key import config_hash
+from ser_bench.tracking import flatten
 
 from .conftest import CONF, compose_cfg, tiny_overrides
 from .test_cli import cli

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -83,13 +84,20 @@ def test_a_diverging_run_ends_failed_not_finished(make_cfg, monkeypatch):
     ("loader.batchsize=8", "unknown setting loader.batchsize (did you mean loader.batch_size?)"),
     ("tracking.uri=foo://x", "unknown scheme 'foo:'"),
     ("cache_dir=/dev/null", "is a file, not a folder"),
+    ("trainer.max_epoch=3", "trainer.max_epoch: lightning.Trainer has no such argument (did you mean trainer.max_"),
+    ("trainer.logger=true", "trainer.logger is set by ser_bench: add Lightning's loggers with logger=csv"),
+    ("logger=nope", "logger=nope: no such option; logger takes csv, mlflow, tensorboard"),
+    ("callbacks=[lr_monitor,nope]", "callbacks=nope: no such option"),
+    ("data.n_actors=8", "split=emobox fold 0 tests actors 1 11 20 21, and a corpus of 8 actors lacks [11, 20, 21]"),
 ])
 def test_bad_settings_are_one_line_before_anything_runs(override, needle, tmp_path, cache_dir):
     """The command-line check (what `python -m ser_bench` runs before Hydra) and train.run agree; no store is made."""
     base = [*TINY_CORPUS, f"cache_dir={cache_dir}", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"]
-    with pytest.raises(UserError, match=needle.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
-        argv.check([*base, override])
+    corpora = set((cache_dir / "synthetic").glob("*"))
+    with pytest.raises(UserError, match=re.escape(needle)):
+        argv.check(argv.lightning_style([*base, override]))  # as __main__ hands it over
     assert not (tmp_path / "mlflow.db").exists()
+    assert set((cache_dir / "synthetic").glob("*")) == corpora  # nothing generated
 
 
 def test_bad_settings_through_the_real_cli(tmp_path, cache_dir):

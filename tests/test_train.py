@@ -140,8 +140,8 @@ def test_cross_corpus_run_tags_both_corpora_and_counts_dropped_clips(make_cfg):
     assert header == "true\\pred,neutral,happy,sad,angry"
 
 
-def test_log_mel_is_cached_per_clip_set_and_left_out_of_the_config_hash(make_cfg, cache_dir, tmp_path):
-    from ser_bench.tracking import config_hash
+def test_log_mel_is_cached_per_clip_set_and_kept_in_the_config_hash(make_cfg, cache_dir, tmp_path):
+    from ser_bench.result_key import config_hash
 
     cfg = make_cfg("model=cnn2d", f"cache_dir={tmp_path}/cache")
     train.run(cfg)
@@ -150,11 +150,12 @@ def test_log_mel_is_cached_per_clip_set_and_left_out_of_the_config_hash(make_cfg
                       f"paths.output_dir={tmp_path}/online")
     train.run(online)  # online waveform augmentation changes the clips every epoch: no log-mel cache
     assert len(list((tmp_path / "cache" / "log_mel").glob("*/offsets.npy"))) == 1
-    assert config_hash(cfg) == config_hash(make_cfg("model=cnn2d", "cache_log_mel=false"))
+    # it changes the last frames of each batch's longest clip, and training amplifies that (ser_bench.result_key)
+    assert config_hash(cfg) != config_hash(make_cfg("model=cnn2d", "cache_log_mel=false"))
 
 
 def test_mixup_and_attentive_pooling_train_and_change_the_config_hash(make_cfg):
-    from ser_bench.tracking import config_hash
+    from ser_bench.result_key import config_hash
 
     cfg = make_cfg("model.net.pool=attentive", "model.optim.mixup=0.4", "model.optim.label_smoothing=0.1")
     result = train.run(cfg)
@@ -206,7 +207,7 @@ def test_speaker_adversary_uses_the_training_speakers_only(make_cfg, model, tiny
 def test_ema_runs_checkpoint_the_averaged_weights(make_cfg, model, tiny_pretrained, tmp_path):
     """The best checkpoint holds the averaged network beside the live one (the test pass loads it strictly,
     so a missing average would fail the run), and a transfer from it starts from the average."""
-    from ser_bench.tracking import config_hash
+    from ser_bench.result_key import config_hash
 
     cfg = make_cfg(*model_overrides(model, tiny_pretrained), "model.optim.ema=0.9")
     assert config_hash(cfg) != config_hash(make_cfg(*model_overrides(model, tiny_pretrained)))

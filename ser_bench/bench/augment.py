@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from ser_bench.bench.common import DEFAULT_ROOT, compose_train, corpus_paths, peak_rss_mib, summary, timed
+from ser_bench.bench.common import DEFAULT_ROOT, ROOT_HELP, compose_train, corpus_paths, peak_rss_mib, summary, timed
 
 HELP = "offline augment=all cold vs warm; pitch shift vs torchaudio"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="RAVDESS folder (default: %(default)s)")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=ROOT_HELP)
     parser.add_argument("--rounds", type=int, default=3, help="cold/warm rounds (default: %(default)s)")
     parser.add_argument("--augment", default="all", help="augment option from conf/augment (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import sys
@@ -9,8 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ravdess"
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# Where the real RAVDESS copy lies, for the benchmarks that read one: --root PATH, or this environment variable.
+ROOT_ENV = "SER_BENCH_RAVDESS"
+DEFAULT_ROOT = Path(os.environ[ROOT_ENV]) if os.environ.get(ROOT_ENV) else None
+ROOT_HELP = f"RAVDESS folder (default: ${ROOT_ENV}, {DEFAULT_ROOT or 'not set'})"
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -30,9 +33,16 @@ def peak_rss_mib() -> float:
     return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
-def corpus_paths(root: Path, limit: int | None = None) -> list[Path]:
+def need_root(root: Path | None) -> Path:
+    if root is None:
+        raise SystemExit(f"error: this benchmark reads real RAVDESS: pass --root PATH or set ${ROOT_ENV}")
+    return root
+
+
+def corpus_paths(root: Path | None, limit: int | None = None) -> list[Path]:
     from ser_bench.data.ravdess import scan
 
+    root = need_root(root)
     paths = [u.path for u in scan(root)]
     return paths[:limit] if limit else paths
 
@@ -41,5 +51,7 @@ def compose_train(overrides: list[str]):
     """The project's `train` config with `overrides`, as `python -m ser_bench` composes it."""
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    from ser_bench import conf_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)

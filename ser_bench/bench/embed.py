@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ser_bench.bench.common import DEFAULT_ROOT, corpus_paths, peak_rss_mib, summary, timed
+from ser_bench.bench.common import DEFAULT_ROOT, ROOT_HELP, corpus_paths, peak_rss_mib, summary, timed
 
 HELP = "frozen wav2vec2 features: ser_bench vs a bare no-grad loop; fine-tune step time"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="RAVDESS folder (default: %(default)s)")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=ROOT_HELP)
     parser.add_argument("--limit", type=int, default=32, help="clips per round (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per side (default: %(default)s)")
     parser.add_argument("--max-seconds", type=float, default=6.0, help="centre crop, as loader.max_seconds")

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ser_bench.bench.common import DEFAULT_ROOT, corpus_paths, peak_rss_mib, summary, timed
+from ser_bench.bench.common import DEFAULT_ROOT, ROOT_HELP, corpus_paths, peak_rss_mib, summary, timed
 
 HELP = "decode + resample + log-mel: ser_bench (cold, warm) vs librosa"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="RAVDESS folder (default: %(default)s)")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=ROOT_HELP)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips (default: all)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per side (default: %(default)s)")
     parser.add_argument("--wav48", type=Path, default=None,

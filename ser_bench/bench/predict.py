@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ser_bench.bench.common import DEFAULT_ROOT, corpus_paths, peak_rss_mib, summary, timed
+from ser_bench.bench.common import DEFAULT_ROOT, ROOT_HELP, corpus_paths, peak_rss_mib, summary, timed
 
 HELP = "predict vs a bare forward loop, cold start of one clip, onnxruntime vs PyTorch"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="audio folder (default: %(default)s)")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=ROOT_HELP)
     parser.add_argument("--limit", type=int, default=240, help="clips (default: %(default)s, one emobox test fold)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per side (default: %(default)s)")
     parser.add_argument("--net", default="cnn1d", choices=["cnn1d", "cnn2d", "resnet2d"],

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ser_bench.bench.common import DEFAULT_ROOT, summary
+from ser_bench.bench.common import DEFAULT_ROOT, ROOT_HELP, need_root, summary
 
 DEFAULT_SWEEP = ("model=cnn1d augment=none,all split.fold=0,1 trainer.max_epochs=3 early_stopping.patience=0 "
                  "trainer.enable_progress_bar=false")
@@ -41,8 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep", default=DEFAULT_SWEEP, help="sweep overrides (default: %(default)s)")
     parser.add_argument("--standard", action="store_true",
                         help="the standard study instead: cnn1d, cnn2d x none, all x 6 emobox folds on --root")
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="RAVDESS folder for --standard "
-                        "(default: %(default)s)")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"for --standard: {ROOT_HELP}")
     parser.add_argument("--epochs", type=int, default=1, help="epochs per run for --standard (default: %(default)s)")
 
 
@@ -65,7 +64,7 @@ def _run_sweep(overrides: list[str], n_jobs: int, work: Path) -> tuple[float, fl
 
 
 def run(args: argparse.Namespace) -> None:
-    sweep = STANDARD_SWEEP.format(root=args.root, epochs=args.epochs) if args.standard else args.sweep
+    sweep = STANDARD_SWEEP.format(root=need_root(args.root), epochs=args.epochs) if args.standard else args.sweep
     overrides = shlex.split(sweep)
     counts = [int(j) for j in args.jobs.split(",")]
     walls: dict[int, list[float]] = {j: [] for j in counts}

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from ser_bench.bench.common import DEFAULT_ROOT, compose_train, peak_rss_mib, summary, timed
+from ser_bench.bench.common import DEFAULT_ROOT, ROOT_HELP, compose_train, need_root, peak_rss_mib, summary, timed
 
 HELP = "one epoch of cnn1d / cnn2d: ser_bench (Lightning + MLflow) vs a bare PyTorch loop"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="RAVDESS folder (default: %(default)s)")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=ROOT_HELP)
     parser.add_argument("--models", default="cnn1d,cnn2d", help="models from conf/model (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per side (default: %(default)s)")
     parser.add_argument("--fold", type=int, default=0, help="emobox fold (default: %(default)s)")
@@ -41,7 +41,7 @@ def _cfg(model: str, args: argparse.Namespace, work: Path, *extra: str):
                  f"tracking.uri=sqlite:///{work}/mlflow.db", f"paths.output_dir={work}/out",
                  f"cache_dir={work}/cache"]
     if args.data != "synthetic":
-        overrides.append(f"data.root={args.root}")
+        overrides.append(f"data.root={need_root(args.root)}")
     return compose_train(overrides + list(extra))
 
 

@@ -90,7 +90,7 @@ _CREMAD = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 
 def _cremad_genders(root: Path) -> dict[int, str]:
     """Actor -> gender from CREMA-D's VideoDemographics.csv where it lies under the root; else nothing."""
-    for table in sorted(root.rglob("VideoDemographics.csv")):
+    for table in sorted(p for p in files.walk(root) if p.name == "VideoDemographics.csv"):
         with open(table, newline="") as f:
             return {int(row["ActorID"]): row["Sex"].strip().lower() for row in csv.DictReader(f)
                     if row.get("ActorID", "").strip().isdigit()}

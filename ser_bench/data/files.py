@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -16,12 +17,27 @@ log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = (".wav", ".flac")
 
 
+def walk(root: Path) -> list[Path]:
+    """Every file under `root`, through symbolic links to folders and files (a corpus assembled from links reads
+    as the corpus); a link back to a folder already walked is not walked twice."""
+    seen, out = set(), []
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        out.extend(Path(folder) / name for name in names)
+    return out
+
+
 def audio_files(root: str | Path, corpus: str, layout: str) -> list[Path]:
     """Every .wav / .flac file under `root`, sorted; `layout` describes what was expected, for errors."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise UserError(f"data.root={root} is not a folder; point it at the {corpus} folder ({layout})")
-    files = sorted(p for p in root.rglob("*")
+    files = sorted(p for p in walk(root)
                    if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file() and not p.name.startswith("."))
     if not files:
         raise UserError(f"data.root={root} holds no .wav or .flac files; expected {layout}")

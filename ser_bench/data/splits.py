@@ -9,12 +9,15 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.model_selection import StratifiedShuffleSplit
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
 from ser_bench.data.manifest import Utterance, actors_of, speaker_order
 from ser_bench.errors import UserError
 
 log = logging.getLogger(__name__)
+
+VAL_MODES = ("speakers", "utterances")
+VAL_FRACTION = 0.1  # split.val=utterances: the share of the training speakers' clips held out for validation
 
 # EmoBox's six RAVDESS test folds (actor ids), so results compare with its published table.
 EMOBOX_FOLDS: tuple[tuple[int, ...], ...] = (
@@ -39,6 +42,7 @@ class Split:
     note: str = ""  # anything a reader of the split must know (e.g. how validation was carved)
     train_corpora: list[str] = field(default_factory=list)
     test_corpora: list[str] = field(default_factory=list)
+    val_by: str = "speakers"  # or "utterances": held-out clips of the training speakers (split.val)
 
     def check(self) -> None:
         """Parts never share an utterance; actor-disjoint protocols never share an actor."""
@@ -51,7 +55,7 @@ class Split:
                 raise UserError(f"{self.protocol} fold {self.fold}: the {name} part is empty; the corpus is too small")
         if not self.leaky:
             tr, va, te = set(self.train_actors), set(self.val_actors), set(self.test_actors)
-            if tr & va or tr & te or va & te:
+            if (tr & va and self.val_by == "speakers") or tr & te or va & te:
                 raise AssertionError(f"{self.protocol} fold {self.fold}: actors overlap between parts")
 
     def name_corpora(self, manifest: list[Utterance]) -> None:
@@ -66,7 +70,7 @@ class Split:
 
     def describe(self) -> dict:
         return {"protocol": self.protocol, "fold": self.fold, "n_folds": self.n_folds, "leaky": self.leaky,
-                "note": self.note, "corpus": self.corpus, "train_corpora": self.train_corpora,
+                "note": self.note, "val_by": self.val_by, "corpus": self.corpus, "train_corpora": self.train_corpora,
                 "test_corpora": self.test_corpora,
                 "train_actors": self.train_actors, "val_actors": self.val_actors, "test_actors": self.test_actors,
                 "n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test)}
@@ -91,38 +95,44 @@ def pick_val_actors(candidates: dict[int, str], n_val_actors: int, fold: int, se
         pool = next(by_gender[g] for g in order[turn % len(order):] + order if by_gender[g])
         chosen.append(pool.pop())
     if len(chosen) < n_val_actors or len(chosen) >= len(candidates):
-        raise UserError(f"cannot take {n_val_actors} validation actors from {len(candidates)} non-test actors")
+        raise UserError(f"cannot take {n_val_actors} validation actors from {len(candidates)} non-test actors: "
+                        f"lower split.n_val_actors, or validate on held-out clips of the training speakers with "
+                        f"split.val=utterances")
     return sorted(chosen, key=speaker_order)
 
 
 def _by_actors(manifest: list[Utterance], protocol: str, fold: int, test_actors: list,
-               n_val_actors: int, seed: int, n_folds: int) -> Split:
+               n_val_actors: int, seed: int, n_folds: int, val: str = "speakers") -> Split:
     actors = actors_of(manifest)
     missing = [a for a in test_actors if a not in actors]
     if missing:
         raise UserError(f"split={protocol} fold {fold} tests actors {test_actors}, but the corpus lacks {missing}")
     in_test = np.isin(np.array([u.actor for u in manifest]), test_actors)
-    train, val, train_actors, val_actors = _carve_val(manifest, np.flatnonzero(~in_test), lambda u: u.actor,
-                                                      n_val_actors, fold, seed)
-    split = Split(protocol=protocol, fold=fold, n_folds=n_folds, train=train, val=val, test=np.flatnonzero(in_test),
-                  train_actors=train_actors, val_actors=val_actors, test_actors=sorted(test_actors))
+    train, val_rows, train_actors, val_actors = _carve_val(manifest, np.flatnonzero(~in_test), lambda u: u.actor,
+                                                           n_val_actors, fold, seed, val)
+    split = Split(protocol=protocol, fold=fold, n_folds=n_folds, train=train, val=val_rows,
+                  test=np.flatnonzero(in_test), train_actors=train_actors, val_actors=val_actors,
+                  test_actors=sorted(test_actors), val_by=val, note=VAL_NOTE if val == "utterances" else "")
     split.check()
     return split
 
 
-def emobox(manifest: list[Utterance], fold: int = 0, n_val_actors: int = 2, seed: int = 0) -> Split:
+def emobox(manifest: list[Utterance], fold: int = 0, n_val_actors: int = 2, seed: int = 0,
+           val: str = "speakers") -> Split:
     """EmoBox's fixed RAVDESS folds (6): four test actors each."""
     if not 0 <= fold < len(EMOBOX_FOLDS):
         raise UserError(f"split=emobox has folds 0-{len(EMOBOX_FOLDS) - 1}, not split.fold={fold}")
-    return _by_actors(manifest, "emobox", fold, list(EMOBOX_FOLDS[fold]), n_val_actors, seed, len(EMOBOX_FOLDS))
+    return _by_actors(manifest, "emobox", fold, list(EMOBOX_FOLDS[fold]), n_val_actors, seed, len(EMOBOX_FOLDS),
+                      val)
 
 
-def loso(manifest: list[Utterance], fold: int = 0, n_val_actors: int = 2, seed: int = 0) -> Split:
+def loso(manifest: list[Utterance], fold: int = 0, n_val_actors: int = 2, seed: int = 0,
+         val: str = "speakers") -> Split:
     """Leave one speaker out: fold K tests the K-th actor (sorted by id)."""
     actors = list(actors_of(manifest))
     if not 0 <= fold < len(actors):
         raise UserError(f"split=loso has folds 0-{len(actors) - 1} for this corpus, not split.fold={fold}")
-    return _by_actors(manifest, "loso", fold, [actors[fold]], n_val_actors, seed, len(actors))
+    return _by_actors(manifest, "loso", fold, [actors[fold]], n_val_actors, seed, len(actors), val)
 
 
 def random(manifest: list[Utterance], fold: int = 0, n_folds: int = 6, val_fraction: float = 0.1,
@@ -152,9 +162,28 @@ def random(manifest: list[Utterance], fold: int = 0, n_folds: int = 6, val_fract
     return split
 
 
+VAL_NOTE = (f"validation: {VAL_FRACTION:.0%} of the training speakers' clips (split.val=utterances), not "
+            f"speaker-independent; the test speakers stay unseen")
+
+
 def _carve_val(manifest: list[Utterance], rows: np.ndarray, speaker, n_val_actors: int, fold: int,
-               seed: int) -> tuple[np.ndarray, np.ndarray, list, list]:
-    """Split training rows into train and validation by speaker: (train, val, train speakers, val speakers)."""
+               seed: int, val: str = "speakers") -> tuple[np.ndarray, np.ndarray, list, list]:
+    """Split training rows into train and validation by speaker: (train, val, train speakers, val speakers).
+
+    `val="utterances"` is the stated fallback for a corpus with too few speakers (TESS has two): validation is a
+    stratified share of the training speakers' clips, so model selection is not speaker-independent, while the
+    test speakers stay unseen."""
+    if val not in VAL_MODES:
+        raise UserError(f"split.val={val}: must be one of {', '.join(VAL_MODES)}")
+    if val == "utterances":
+        labels = np.array([manifest[r].emotion for r in rows])
+        try:
+            tr, va = next(StratifiedShuffleSplit(n_splits=1, test_size=VAL_FRACTION, random_state=seed + fold)
+                          .split(rows, labels))
+        except ValueError:  # too few clips per emotion to stratify: a plain shuffled share
+            tr, va = next(ShuffleSplit(n_splits=1, test_size=VAL_FRACTION, random_state=seed + fold).split(rows))
+        speakers = sorted({speaker(manifest[r]) for r in rows}, key=speaker_order)
+        return np.sort(rows[tr]), np.sort(rows[va]), speakers, speakers
     genders = {speaker(manifest[r]): manifest[r].gender for r in rows}
     val = pick_val_actors(genders, n_val_actors, fold, seed)
     in_val = np.isin(np.array([speaker(manifest[r]) for r in rows]), val)
@@ -162,7 +191,7 @@ def _carve_val(manifest: list[Utterance], rows: np.ndarray, speaker, n_val_actor
 
 
 def cross(manifest: list[Utterance], test_corpus: str | None = None, fold: int = 0, n_val_actors: int = 2,
-          seed: int = 0) -> Split:
+          seed: int = 0, val: str = "speakers") -> Split:
     """Cross-corpus: train (and pick validation speakers) on the training corpora, test on every speaker
     of `test_corpus` (eval_data). Speakers are `corpus:actor`, so ids repeated across corpora stay apart."""
     if not test_corpus:
@@ -175,15 +204,17 @@ def cross(manifest: list[Utterance], test_corpus: str | None = None, fold: int =
     if not len(rest):
         raise UserError(f"split=cross: nothing to train on besides the test corpus {test_corpus}; the training "
                         f"corpus (data=...) must be another one")
-    train, val, train_speakers, val_speakers = _carve_val(manifest, rest, lambda u: u.speaker, n_val_actors, 0, seed)
-    split = Split(protocol="cross", fold=0, train=train, val=val, test=test, train_actors=train_speakers,
-                  val_actors=val_speakers, test_actors=sorted({manifest[r].speaker for r in test}), n_folds=1)
+    train, val_rows, train_speakers, val_speakers = _carve_val(manifest, rest, lambda u: u.speaker, n_val_actors,
+                                                               0, seed, val)
+    split = Split(protocol="cross", fold=0, train=train, val=val_rows, test=test, train_actors=train_speakers,
+                  val_actors=val_speakers, test_actors=sorted({manifest[r].speaker for r in test}), n_folds=1,
+                  val_by=val, note=VAL_NOTE if val == "utterances" else "")
     split.check()
     return split
 
 
 def manifest(manifest: list[Utterance], metadata: str | None = None, fold: int = 0, n_val_actors: int = 2,
-             seed: int = 0) -> Split:
+             seed: int = 0, val: str = "speakers") -> Split:
     """EmoBox's published folds: `METADATA/fold_K/*_train_fold_K.jsonl` and `*_test_fold_K.jsonl`, K = fold + 1.
 
     Validation speakers are carved from the train fold. Where speakers cannot be read (the corpus has
@@ -219,12 +250,12 @@ def manifest(manifest: list[Utterance], metadata: str | None = None, fold: int =
         log.warning("split=manifest: speakers cannot be read for this corpus (set data.speaker_pattern); "
                     "validation is carved by utterance and the run is marked leaky")
     else:
-        train, val, train_speakers, val_speakers = _carve_val(manifest, train_rows, lambda u: u.actor, n_val_actors,
-                                                              fold, seed)
+        train, val_rows, train_speakers, val_speakers = _carve_val(manifest, train_rows, lambda u: u.actor,
+                                                                   n_val_actors, fold, seed, val)
         shared = set(train_speakers + val_speakers) & set(test_speakers)
-        split = Split(train=train, val=val, train_actors=train_speakers, val_actors=val_speakers,
+        split = Split(train=train, val=val_rows, train_actors=train_speakers, val_actors=val_speakers,
                       leaky=bool(shared), note=f"train and test share speakers {sorted(shared, key=str)[:5]}"
-                      if shared else "", **common)
+                      if shared else VAL_NOTE if val == "utterances" else "", val_by=val, **common)
         if shared:
             log.warning("split=manifest fold %d: the published folds share %d speakers between train and test; "
                         "the run is marked leaky", fold, len(shared))

@@ -195,8 +195,9 @@ class SERModule(L.LightningModule):
             if all(epoch["val/ua"] > h["val/ua"] for h in self.history):  # a new best: the checkpoint's epoch
                 self.val_predictions = self._val_epoch
             self.history.append({"epoch": self.current_epoch, **epoch})
+        to_loggers = bool(self.trainer.loggers)  # the Lightning loggers of conf/logger/, where there are any
         for name, value in epoch.items():
-            self.log(name, value, prog_bar=name in ("val/ua", "train/acc"), logger=False)
+            self.log(name, value, prog_bar=name in ("val/ua", "train/acc"), logger=to_loggers)
 
     def test_step(self, batch, batch_idx):
         logits = self(batch["wave"], batch["lengths"])

@@ -11,17 +11,11 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from ser_bench.errors import UserError
-from ser_bench.tracking import ADDED_OPTIONS
+from ser_bench.result_key import ADDED_OPTIONS, NOT_SETTINGS
 
 # Tags a run needs to be placed in the leaderboard.
 REQUIRED_TAGS = ("corpus", "split", "model", "augment", "fold", "seed")
 REQUIRED_METRICS = ("test/ua", "test/wa", "test/macro_f1")
-# Params that differ between the runs of one setting by design, or change nothing computed.
-NOT_SETTINGS = ("split.fold", "seed", "paths.output_dir", "cache_dir", "data.cache_dir", "data.root", "resume",
-                "tracking.", "trainer.enable_progress_bar", "trainer.enable_model_summary", "loader.num_workers",
-                "hydra.")
-
-
 @dataclass
 class Record:
     run_id: str
