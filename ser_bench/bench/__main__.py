@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ser_bench.bench import augment, embed, faults, features, predict, step, sweep, train
+from ser_bench.bench import augment, embed, faults, features, live, predict, step, sweep, train
 
-BENCHMARKS = {"augment": augment, "embed": embed, "faults": faults, "features": features, "predict": predict,
+BENCHMARKS = {"augment": augment, "embed": embed, "faults": faults, "features": features, "live": live,
+              "predict": predict,
               "step": step, "sweep": sweep, "train": train}
 
 

@@ -38,7 +38,7 @@ def referenced_parameters(net: nn.Module) -> set[str]:
 
 def save(folder: Path, net: nn.Module, net_spec: dict, class_names: list[str], *, temperature: float,
          window_seconds: float | None, precision: str = "32-true", omit: set[str] = frozenset(),
-         source: dict | None = None) -> Path:
+         source: dict | None = None, calibrated: bool = True) -> Path:
     """Write the model folder. `net` is the evaluated network, `net_spec` the config it was built from (without
     `num_classes`), `omit` the state keys that its checkpoint id provides (`referenced_parameters`)."""
     from safetensors.torch import save_file
@@ -57,6 +57,7 @@ def save(folder: Path, net: nn.Module, net_spec: dict, class_names: list[str], *
                           "hop_seconds": window_seconds / 2 if window_seconds else None, "tail_samples": tail,
                           "precision": precision},
         "temperature": float(temperature),
+        "calibrated": bool(calibrated),  # False: no validation predictions, so T stays 1 (the live app refuses it)
         "omitted": sorted(omit),
         "encoder_weights": net.weights_id() if omit else None,
         "source": source or {},
@@ -126,7 +127,8 @@ def load(folder: Path, batch_size: int = 16) -> Scorer:
     base.check(net, len(meta["class_names"]))
     return Scorer(net, meta["class_names"], meta["temperature"], pre["sample_rate"], pre["window_seconds"],
                   pre["hop_seconds"], pre["tail_samples"], pre.get("precision", "32-true"),
-                  {"name": describe(meta), **meta["source"]}, batch_size)
+                  {"name": describe(meta), "calibrated": meta.get("calibrated", meta["temperature"] != 1.0),
+                   **meta["source"]}, batch_size)
 
 
 def describe(meta: dict) -> str:

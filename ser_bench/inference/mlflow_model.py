@@ -75,7 +75,7 @@ def log_run_model(net: nn.Module, net_spec: dict, class_names: list[str], *, win
     with tempfile.TemporaryDirectory(prefix="ser-model-") as tmp:
         folder = bundle.save(Path(tmp) / "bundle", net, net_spec, class_names,
                              temperature=figures["calibration/temperature"], window_seconds=window_seconds,
-                             precision=precision, omit=omit, source=source)
+                             precision=precision, omit=omit, source=source, calibrated=bool(val_rows))
         log_folder(folder, class_names, source)
     return figures
 
