@@ -70,9 +70,23 @@ class SweepCallback(Callback):
         info = json.loads(info_file.read_text())
         results = read_results(sweep_dir)
         counts = Counter(r["status"] for r in results)
-        _finish_parent(info, results, counts)
+        summary = _summary(info, results)
+        nothing_new = not counts["finished"] and not counts["failed"] and set(config.hydra.callbacks) == {"sweep"}
+        if nothing_new:  # a re-run of a finished sweep: its runs have their parent already
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(info["tracking_uri"]).delete_run(info["parent_run_id"])
+        else:
+            _finish_parent(info, results, counts, summary)
         print(f"sweep {info['sweep_id']}: {counts['finished']} finished, {counts['skipped']} skipped "
-              f"(already FINISHED), {counts['failed']} failed", flush=True)
+              f"(already FINISHED), {counts['failed']} failed"
+              f"{'; nothing new, so no new parent run is kept' if nothing_new else ''}", flush=True)
+        if summary:
+            from ser_bench.sweep_summary import table
+
+            print(table(summary))
+            print(f"full report: python -m ser_bench.report --tracking-uri {info['tracking_uri']} --experiment "
+                  f"{config.tracking.experiment}", flush=True)
         for r in results:
             if r["status"] == "failed":
                 print(f"  failed: {r['job']}: {r['error']}", file=sys.stderr)
@@ -108,15 +122,35 @@ def _job_experiments(client) -> list[str]:
     return ids
 
 
-def _finish_parent(info: dict, results: list[dict], counts: Counter) -> None:
+def _summary(info: dict, results: list[dict]) -> list[dict]:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from ser_bench.sweep_summary import rows
+
+    try:
+        return rows(MlflowClient(info["tracking_uri"]), results)
+    except MlflowException as err:  # a run that cannot be read leaves the table out, not the sweep's end
+        log.warning("no sweep summary: %s", str(err).splitlines()[0])
+        return []
+
+
+def _finish_parent(info: dict, results: list[dict], counts: Counter, summary: list[dict]) -> None:
     from mlflow.tracking import MlflowClient
 
     from ser_bench import plots
+    from ser_bench.sweep_summary import parent_metrics
 
     client = MlflowClient(info["tracking_uri"])
     parent = info["parent_run_id"]
     for status in ("finished", "skipped", "failed"):
         client.set_tag(parent, f"jobs.{status}", str(counts[status]))
+    if summary:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in parent_metrics(summary).items()])
+        client.set_tag(parent, "chosen.setting", summary[0]["setting"])
     curves = _fold_mean_curves(client, [r for r in results if r["status"] in ("finished", "skipped")])
     if curves:
         fig = plots.sweep_curves(curves)
@@ -165,17 +199,25 @@ def swept_keys(overrides: list[str]) -> list[str]:
     return [o.get_key_element() for o in parsed if o.is_sweep_override()]
 
 
-def job_label(sweep: dict | None = None) -> str:
-    """`job N (the swept settings of this job)`."""
+def own_overrides(sweep: dict | None = None) -> list[str]:
+    """The swept settings of this job, as overrides."""
     hc = HydraConfig.get()
     swept = (sweep or {}).get("swept")
-    own = [o for o in hc.overrides.task if swept is None or o.split("=", 1)[0] in swept]
-    return f"job {hc.job.num} ({' '.join(o.lstrip('+') for o in own) or 'defaults'})"
+    return [o for o in hc.overrides.task if swept is None or o.split("=", 1)[0] in swept]
+
+
+def job_label(sweep: dict | None = None) -> str:
+    """`job N (the swept settings of this job)`."""
+    own = own_overrides(sweep)
+    return f"job {HydraConfig.get().job.num} ({' '.join(o.lstrip('+') for o in own) or 'defaults'})"
 
 
 def write_result(cfg: DictConfig, sweep: dict, status: str, **fields) -> None:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"job": job_label(sweep), "status": status, "model": str(cfg.model.name), "augment": str(cfg.augment.name),
+    from ser_bench.sweep_summary import setting_of
+
+    record = {"job": job_label(sweep), "status": status, "setting": setting_of(own_overrides(sweep)),
+              "model": str(cfg.model.name), "augment": str(cfg.augment.name),
               "experiment": str(cfg.tracking.experiment), **fields}
     (out / RESULT_FILE).write_text(json.dumps(record, indent=1))

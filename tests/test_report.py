@@ -122,7 +122,9 @@ def test_leaderboard_ranks_only_complete_honest_settings(store, tmp_path, capsys
 
     page = (tmp_path / "rep" / "leaderboard.html").read_text()
     assert page.count("<img") == 4 and page.count("data:image/png;base64,") == 4
-    (logged,) = [r for r in client.search_runs([exp]) if r.data.tags.get("kind") == "report"]
+    assert not [r for r in client.search_runs([exp]) if r.data.tags.get("kind") == "report"]  # not among the runs
+    reports = client.get_experiment_by_name(f"{client.get_experiment(exp).name}-leaderboards").experiment_id
+    (logged,) = [r for r in client.search_runs([reports]) if r.data.tags.get("kind") == "report"]
     assert {a.path for a in client.list_artifacts(logged.info.run_id)} == {
         "leaderboard.md", "leaderboard.html", "leaderboard.csv"}
 

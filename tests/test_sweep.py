@@ -3,6 +3,7 @@ parent run per sweep, resume by config hash, a crashing job that does not stop t
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -42,12 +43,26 @@ def test_parallel_sweep_on_sqlite_then_resume(cache_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 finished, 0 skipped" in proc.stdout
     _check_sweep(uri, 2)
+    # The result where the sweep ends: a row per setting, the chosen one by validation UA, the report's command.
+    client, runs = _runs(uri)
+    children = {r.data.params["augment.name"]: r for r in runs if r.data.tags.get("kind") != "sweep"}
+    (parent,) = [r for r in runs if r.data.tags.get("kind") == "sweep"]
+    for name, run in children.items():
+        ua, val = run.data.metrics["test/ua"], run.data.metrics["best/val_ua"]
+        assert re.search(rf"augment={name} +1 +1 +{ua:.3f} ± 0.000 +{val:.3f} ± 0.000", proc.stdout), proc.stdout
+        assert parent.data.metrics[f"setting/augment-{name}/test_ua_mean"] == pytest.approx(ua)
+    chosen = max(children, key=lambda n: children[n].data.metrics["best/val_ua"])  # first on ties, as sorted
+    assert parent.data.tags["chosen.setting"] == f"augment={chosen}"
+    assert parent.data.metrics["chosen/test_ua_mean"] == pytest.approx(children[chosen].data.metrics["test/ua"])
+    assert "full report: python -m ser_bench.report --tracking-uri" in proc.stdout
 
     again = cli(*args, f"hydra.sweep.dir={tmp_path}/sweep2")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "0 finished, 2 skipped" in again.stdout and again.stdout.count("already FINISHED as run") == 2
+    assert "no new parent run is kept" in again.stdout and "(chosen on val UA)" in again.stdout
     _, runs = _runs(uri)
     assert sum(r.data.tags.get("kind") != "sweep" for r in runs) == 2  # nothing trained twice
+    assert sum(r.data.tags.get("kind") == "sweep" for r in runs) == 1  # and no second, empty parent
 
 
 def _free_port() -> int:

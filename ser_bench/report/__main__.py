@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     print(files["leaderboard.md"])
     print(f"wrote {', '.join(str(out / name) for name in files)}")
     if not args.no_log:
-        run_id = log_report(args.tracking_uri, experiments[0], out, files)
-        print(f"logged as MLflow run {run_id} in '{experiments[0]}'")
+        run_id = log_report(args.tracking_uri, experiments, out, files)
+        print(f"logged as MLflow run {run_id} in '{reports_experiment(experiments[0])}'")
     return 0
 
 
@@ -76,14 +76,23 @@ def write_all(out: Path, files: dict[str, str]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def log_report(uri: str, experiment: str, out: Path, files: dict[str, str]) -> str:
+def reports_experiment(experiment: str) -> str:
+    """Where the leaderboards of `experiment` are logged: an experiment of their own, so that they never crowd the
+    training runs' list (MLflow's run list shows every run of an experiment; hiding a tag would take a filter that
+    every reader types again)."""
+    return f"{experiment}-leaderboards"
+
+
+def log_report(uri: str, experiments: list[str], out: Path, files: dict[str, str]) -> str:
     import mlflow
 
     from ser_bench.tracking import ensure_experiment, git_commit
 
     mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(experiment_id=ensure_experiment(uri, experiment), run_name="leaderboard",
-                          tags={"kind": "report", "git_commit": git_commit()}) as run:
+    with mlflow.start_run(experiment_id=ensure_experiment(uri, reports_experiment(experiments[0])),
+                          run_name=f"leaderboard of {', '.join(experiments)}",
+                          tags={"kind": "report", "git_commit": git_commit(), "reports_on": " ".join(experiments)}) \
+            as run:
         for name in files:
             mlflow.log_artifact(str(out / name))
     return run.info.run_id
