@@ -298,6 +298,10 @@ def faults(a: Audit) -> list[tuple[str, str]]:
 def run(args: argparse.Namespace) -> None:
     from ser_bench.data import synthetic
 
+    # Commands get Ctrl-C as from a terminal even where this audit was started in the background (`cmd &` in a
+    # script starts it with SIGINT ignored, and its children would inherit that: Ctrl-C would then do nothing).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     with tempfile.TemporaryDirectory(prefix="ser_bench_faults_") as tmp:
         a = Audit(Path(tmp))
         manifest = synthetic.load(a.cache, intensities=[1], statements=1, repetitions=1)
