@@ -154,6 +154,12 @@ def _statuses(uri: str) -> dict[str, str]:
             for r in client.search_runs(ids)} if ids else {}
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """In the child, before it starts: Ctrl-C as a terminal delivers it, even where pytest itself was started in
+    the background by a script (`cmd &` starts it with SIGINT ignored, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(condition, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -170,7 +176,7 @@ def test_ctrl_c_on_a_joblib_sweep_closes_every_run_and_resumes(tmp_path, cache_d
             "trainer.max_epochs=1,400", "early_stopping.patience=0", *TINY_CORPUS, f"cache_dir={cache_dir}",
             f"tracking.uri={uri}", "trainer.enable_progress_bar=false", f"hydra.sweep.dir={tmp_path}/sweep"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)
     try:  # interrupt once the short job has finished and the long one trains
         _wait_for(lambda: "FINISHED" in _statuses(uri).values()
                   and "RUNNING" in [s for n, s in _statuses(uri).items() if not n.startswith("sweep")], 300,
@@ -187,7 +193,7 @@ def test_ctrl_c_on_a_joblib_sweep_closes_every_run_and_resumes(tmp_path, cache_d
     # job is skipped, the killed one starts again, and Ctrl-C in the launching process closes it too.
     basic = [a for a in args if not a.startswith("hydra.launcher") and a != "hydra/launcher=joblib"]
     again = subprocess.Popen(basic, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         _wait_for(lambda: list(_statuses(uri).values()).count("RUNNING") == 2, 300, "the re-run did not start")
         os.killpg(again.pid, signal.SIGINT)
@@ -347,7 +353,8 @@ def test_sigterm_ends_a_single_run_killed(tmp_path, cache_dir):
     proc = subprocess.Popen([sys.executable, "-m", "ser_bench", *TINY_CORPUS, f"cache_dir={cache_dir}",
                              f"tracking.uri={uri}", "trainer.max_epochs=400", "early_stopping.patience=0",
                              "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}/run"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         _wait_for(lambda: "RUNNING" in _statuses(uri).values(), 300, "the run did not start")
         time.sleep(2)
