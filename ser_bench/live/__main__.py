@@ -126,13 +126,7 @@ def run(args: argparse.Namespace) -> int:
     screen = view.Screen(engine.class_names, model_card(model), live=sys.stdout.isatty())
     counts: dict[str, int] = {}
     try:
-        for chunk, rate in source:
-            for event in engine.feed(chunk, rate):
-                counts[event.label] = counts.get(event.label, 0) + 1
-                screen.show(event)
-                if out:
-                    out.write(json.dumps(event.to_dict()) + "\n")
-        for event in engine.flush():
+        for event in _updates(engine, source):
             counts[event.label] = counts.get(event.label, 0) + 1
             screen.show(event)
             if out:
@@ -146,6 +140,13 @@ def run(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{n} {label}" for label, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     print(f"{sum(counts.values())} updates: {summary or 'none'}" + (f"; events in {args.out}" if args.out else ""))
     return 0
+
+
+def _updates(engine, source):
+    """Every event of the stream: each chunk's, then the last window's at its end."""
+    for chunk, rate in source:
+        yield from engine.feed(chunk, rate)
+    yield from engine.flush()
 
 
 def model_card(model) -> str:
