@@ -137,8 +137,10 @@ def run_tags(cfg: DictConfig, split, dropped: dict[str, int] | None = None) -> d
         tags["split.note"] = split.note
     if split.val_by != "speakers":
         tags["split.val"] = split.val_by  # validation not speaker-independent (the test still is)
-    if "pretrained" in cfg.model:
-        tags["pretrained"] = str(cfg.model.pretrained) if cfg.model.pretrained else "random-init (no pretraining)"
+    if "pretrained" in cfg.model:  # an encoder: the same architecture with random weights is the control
+        tags["pretrained"] = "true" if cfg.model.pretrained else "false"
+        if cfg.model.pretrained:
+            tags["weights.id"] = str(cfg.model.pretrained)
     if cfg.model.get("init_from"):
         tags["init_from"] = str(cfg.model.init_from)
     if OmegaConf.select(cfg, "model.net.frontend.norm") == "speaker":
@@ -152,16 +154,16 @@ def run_name(cfg: DictConfig, split) -> str:
 
 @contextmanager
 def start_run(cfg: DictConfig, split, sweep: dict | None = None, dropped: dict[str, int] | None = None,
-              manifest: list | None = None) -> Iterator[mlflow.ActiveRun]:
+              manifest: list | None = None, extra_tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run with tags, params and the resolved config; a crash ends it FAILED with the error.
 
     `sweep` ({"sweep_id", "parent_run_id"}) tags the run with its sweep and nests it under the
-    sweep's parent run.
+    sweep's parent run; `extra_tags` are the model's own (where its weights came from).
     """
     uri = cfg.tracking.uri
     mlflow.set_tracking_uri(uri)
     experiment_id = ensure_experiment(uri, cfg.tracking.experiment)
-    tags = run_tags(cfg, split, dropped)
+    tags = {**run_tags(cfg, split, dropped), **(extra_tags or {})}
     if sweep:
         tags["sweep_id"] = sweep["sweep_id"]
     parent = sweep.get("parent_run_id") if sweep and sweep.get("experiment_id") == experiment_id else None

@@ -16,16 +16,18 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import confusion_matrix
 
-from ser_bench import settings, tracking
+from ser_bench import classic_fit, settings, tracking
 from ser_bench.augment.offline import offline_copies, offline_key
+from ser_bench.classic_fit import Fitted
 from ser_bench.data import labels
 from ser_bench.data.audio import SAMPLE_RATE
 from ser_bench.data.cache import cache_key, load_waveforms
 from ser_bench.data.datamodule import SERDataModule
 from ser_bench.data.manifest import Utterance, label_ids
 from ser_bench.errors import UserError
+from ser_bench.inference import bundle
 from ser_bench.models import base, init
-from ser_bench.models.features import cached_layer_features, cached_log_mel, speaker_normalised
+from ser_bench.models.features import cached_functionals, cached_layer_features, cached_log_mel, speaker_normalised
 from ser_bench.models.frontends import LogMel
 from ser_bench.models.module import SERModule
 
@@ -141,6 +143,9 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
                                online=augmentation if augmentation.online else None, seed=cfg.seed)
     net = base.check(build(cfg.model.net, "model.net", num_classes=len(class_names)), len(class_names))
     if cfg.model.get("init_from"):
+        if base.is_fitted(net):
+            raise UserError(f"model.init_from: model={cfg.model.name} is fitted from its features, not started from "
+                            f"weights; drop model.init_from")
         init.load_into(net, init.resolve(str(cfg.model.init_from), cfg.tracking.uri))
     augmentation.attach(net)
     frontend = getattr(net, "frontend", None)
@@ -155,50 +160,71 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
         datamodule.use_features(table, max_frames)
         frontend.precomputed = True
     if cfg.model.get("cache_features") and getattr(net, "mode", None) == "frozen":
-        random_weights = net.weights_id() is None
-        if random_weights or augmentation.online:
-            log.info("frozen features not cached (%s)", "random weights" if random_weights
-                     else "online augmentation changes the clips every epoch")
+        if augmentation.online:
+            log.info("frozen features not cached (online augmentation changes the clips every epoch)")
         else:
             datamodule.use_features(cached_layer_features(net, datamodule.waves, clips_key, datamodule.max_samples,
                                                           cfg.cache_dir))
             net.precomputed = True
-    speakers = training_speakers(manifest, split, len(datamodule.labels)) if cfg.model.optim.get(
-        "speaker_adversarial") else None
-    try:
-        module = SERModule(net, class_names, **cfg.model.optim, speaker_of_row=speakers)
-    except ValueError as err:
-        raise UserError(f"bad model.optim settings: {err}") from None
-
     out = Path(cfg.paths.output_dir)
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/ua", mode="max",
-                                 save_top_k=1, save_weights_only=True)
-    callbacks = [checkpoint, tracking.EpochLogger()]
-    if cfg.early_stopping.patience:
-        callbacks.append(EarlyStopping(monitor="val/ua", mode="max", patience=cfg.early_stopping.patience))
-    warn_slow_precision(str(cfg.trainer.get("precision", "32-true")), str(cfg.trainer.get("accelerator", "auto")))
-    trainer = make_trainer(cfg, callbacks, out)
-    with tracking.start_run(cfg, split, sweep, dropped, manifest) as mlrun:
-        trainer.fit(module, datamodule=datamodule)
-        best = checkpoint.best_model_path
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    if base.is_fitted(net):  # the classic baselines: fitted by scikit-learn on cached functionals (models.classic)
+        if augmentation.online:
+            raise UserError(f"model={cfg.model.name} is fitted on features computed once per clip: use offline "
+                            f"augmentation (augment.mode=offline) or none")
+        datamodule.use_features(cached_functionals(net.functionals, datamodule.waves, clips_key,
+                                                   datamodule.max_samples, cfg.cache_dir))
+        net.precomputed = True
 
-        history = module.history
+        def fit() -> Fitted:
+            return classic_fit.fit(net, datamodule, class_names, out)
+    else:
+        speakers = training_speakers(manifest, split, len(datamodule.labels)) if cfg.model.optim.get(
+            "speaker_adversarial") else None
+        try:
+            module = SERModule(net, class_names, **cfg.model.optim, speaker_of_row=speakers)
+        except ValueError as err:
+            raise UserError(f"bad model.optim settings: {err}") from None
+        checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/ua", mode="max",
+                                     save_top_k=1, save_weights_only=True)
+        callbacks = [checkpoint, tracking.EpochLogger()]
+        if cfg.early_stopping.patience:
+            callbacks.append(EarlyStopping(monitor="val/ua", mode="max", patience=cfg.early_stopping.patience))
+        warn_slow_precision(str(cfg.trainer.get("precision", "32-true")), str(cfg.trainer.get("accelerator", "auto")))
+        trainer = make_trainer(cfg, callbacks, out)
+
+        def fit() -> Fitted:
+            return fit_lightning(trainer, module, datamodule, checkpoint)
+
+    provenance = net.provenance() if base.is_encoder(net) else {}
+    with tracking.start_run(cfg, split, sweep, dropped, manifest, extra_tags=provenance) as mlrun:
+        fitted = fit()
+        history = fitted.history
         best_idx = int(np.argmax([h["val/ua"] for h in history]))  # first maximum, as the checkpoint keeps it
-        metrics.update({"best/epoch": history[best_idx]["epoch"], "best/val_ua": history[best_idx]["val/ua"],
-                        "best/gap_acc": history[best_idx]["gap/acc"], "epochs": len(history),
-                        "params": sum(p.numel() for p in net.parameters())})
-        predictions, confusion = test_report(module.test_predictions, manifest, class_names)
+        metrics = {**fitted.test_metrics, "best/epoch": history[best_idx]["epoch"],
+                   "best/val_ua": history[best_idx]["val/ua"], "best/gap_acc": history[best_idx]["gap/acc"],
+                   "epochs": len(history), "params": fitted.params}
+        predictions, confusion = test_report(fitted.test_predictions, manifest, class_names)
         # The validation clips at the best epoch (the tested checkpoint's): what ensembles are chosen on.
-        val_predictions = test_report(module.val_predictions, manifest, class_names)[0] if module.val_predictions \
+        val_predictions = test_report(fitted.val_predictions, manifest, class_names)[0] if fitted.val_predictions \
             else []
         tracking.log_results(metrics, history, history[best_idx]["epoch"], confusion, class_names, predictions,
-                             best if cfg.tracking.log_checkpoint else None, val_predictions)
+                             fitted.checkpoint if cfg.tracking.log_checkpoint else None, val_predictions)
         if cfg.tracking.get("log_model", True):
-            metrics.update(log_model(cfg, module, class_names, val_predictions, predictions, mlrun.info.run_id))
+            metrics.update(log_model(cfg, fitted, class_names, val_predictions, predictions, mlrun.info.run_id))
     return {"metrics": metrics, "run_id": mlrun.info.run_id, "split": split.describe(),
             "tracking_uri": cfg.tracking.uri, "experiment": cfg.tracking.experiment}
+
+
+def fit_lightning(trainer: L.Trainer, module: SERModule, datamodule: SERDataModule,
+                  checkpoint: ModelCheckpoint) -> Fitted:
+    """Gradient training: fit, then test the best-validation checkpoint."""
+    trainer.fit(module, datamodule=datamodule)
+    best = checkpoint.best_model_path
+    trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    tested = module.ema_net.module if module.ema_net is not None else module.net  # the network as tested
+    return Fitted(module.history, module.test_predictions, module.val_predictions, metrics, best or None, tested,
+                  sum(p.numel() for p in module.net.parameters()), bundle.referenced_parameters(module.net))
 
 
 def make_trainer(cfg: DictConfig, callbacks: list, out: Path) -> L.Trainer:
@@ -222,17 +248,16 @@ def make_trainer(cfg: DictConfig, callbacks: list, out: Path) -> L.Trainer:
         raise UserError(f"bad trainer settings: {str(err).splitlines()[0]}") from None
 
 
-def log_model(cfg: DictConfig, module: SERModule, class_names: list[str], val_rows: list[dict], test_rows: list[dict],
-              run_id: str) -> dict[str, float]:
+def log_model(cfg: DictConfig, fitted: Fitted, class_names: list[str], val_rows: list[dict],
+              test_rows: list[dict], run_id: str) -> dict[str, float]:
     """The run's MLflow model: the network as tested (its moving average where there is one), calibrated on the
     validation rows; returns the calibration metrics it logged."""
-    from ser_bench.inference import bundle, mlflow_model
+    from ser_bench.inference import mlflow_model
 
-    tested = module.ema_net.module if module.ema_net is not None else module.net
     return mlflow_model.log_run_model(
-        tested, OmegaConf.to_container(cfg.model.net, resolve=True), class_names,
+        fitted.tested, OmegaConf.to_container(cfg.model.net, resolve=True), class_names,
         window_seconds=cfg.loader.max_seconds, precision=str(cfg.trainer.get("precision", "32-true")),
-        val_rows=val_rows, test_rows=test_rows, omit=bundle.referenced_parameters(module.net),
+        val_rows=val_rows, test_rows=test_rows, omit=fitted.omit,
         source=mlflow_model.source(mlflow.get_run(run_id)))
 
 

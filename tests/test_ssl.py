@@ -90,7 +90,7 @@ def test_random_init_is_labelled(make_cfg):
     finally:
         ssl._architecture = original
     run = MlflowClient(cfg.tracking.uri).get_run(result["run_id"])
-    assert run.data.tags["pretrained"] == "random-init (no pretraining)"
+    assert run.data.tags["pretrained"] == "false" and "weights.id" not in run.data.tags
 
 
 def test_missing_weights_offline_is_one_clear_line(cache_dir, tmp_path):

@@ -10,9 +10,13 @@ Two optional families add more:
 - a log-mel network has `frontend` (`frontends.LogMel` or alike): `n_mels`, `precomputed` (a flag the log-mel
   cache sets: forward then receives cached `raw` features), `raw`, `frame_lengths` and `settings`;
 - a pretrained encoder has `mode` (one of ENCODER_MODES), `pretrained` (where its weights came from, None
-  for random ones), `weights_id()` (what identifies those weights, None for random ones), `layer_weights`
+  for random ones), `weights_id()` (what identifies those weights, None for random ones), `features_id()` (what
+  identifies its frozen features, random weights included), `provenance()` (MLflow tags), `layer_weights`
   (one learnable weight per hidden layer), `layer_features(wave, lengths) -> [B, layers, hidden]`,
-  `precomputed` (set by the frozen-feature cache) and `param_groups(lr)`.
+  `precomputed` (set by the frozen-feature cache) and `param_groups(lr)`; `models.encoder.EncoderClassifier`
+  provides all of it but the encoder.
+A classic baseline has `functionals` (features computed outside torch, cached per corpus), `precomputed` and
+`fit(x_train, y_train, x_val, y_val, num_classes)`, which chooses its hyperparameters on the validation rows.
 Any network may define `param_groups(lr) -> list[dict]` for its own optimiser groups.
 
 `check` enforces this; train.run calls it on every network it builds and a test on every yaml.
@@ -26,8 +30,8 @@ from torch import nn
 AVERAGED_PREFIX = "ema_net.module."  # checkpoint keys of the averaged network (`model.optim.ema` > 0)
 ENCODER_MODES = ("frozen", "finetune", "full")
 FRONTEND_MEMBERS = ("n_mels", "precomputed", "raw", "frame_lengths", "settings")
-ENCODER_MEMBERS = ("mode", "pretrained", "weights_id", "layer_weights", "layer_features", "precomputed",
-                   "param_groups")
+ENCODER_MEMBERS = ("mode", "pretrained", "weights_id", "features_id", "provenance", "layer_weights",
+                   "layer_features", "precomputed", "param_groups")
 
 
 class ContractError(TypeError):
@@ -40,6 +44,11 @@ def linears(module: nn.Module) -> list[nn.Linear]:
 
 def is_log_mel(net: nn.Module) -> bool:
     return getattr(net, "frontend", None) is not None
+
+
+def is_fitted(net: nn.Module) -> bool:
+    """A classic baseline (`models.classic`): fitted by scikit-learn on cached `functionals`, not by gradients."""
+    return callable(getattr(net, "fit", None)) and hasattr(net, "functionals")
 
 
 def is_encoder(net: nn.Module) -> bool:

@@ -1,4 +1,5 @@
-"""Features computed once per clip set and cached: log-mel for the CNNs, pooled layers for frozen encoders.
+"""Features computed once per clip set and cached: log-mel for the CNNs, pooled layers for frozen encoders,
+openSMILE functionals for the classic baselines.
 
 Log-mel: the raw (unnormalised) log-mel of every clip, offline copies included, is made once per
 (clips, frontend settings) and memory-mapped afterwards; runs crop, mask and normalise it per batch
@@ -9,9 +10,10 @@ its batch. Online waveform augmentation changes the clips every epoch, so it byp
 Frozen encoders: a 6-fold frozen sweep runs the encoder once, not six times.
 
 In `frozen` mode the encoder is a fixed function of the clip, so its pooled per-layer features are
-cached per (encoder weights, clips, crop): the corpus's decoded audio, plus its offline augmented
-copies where there are any. Clips longer than `loader.max_seconds` are centre-cropped, as
-evaluation crops them. Later runs and folds train only the layer weights and the head on the table.
+cached per (encoder weights, clips, crop; random weights by a digest of their values: the control runs'): the
+corpus's decoded audio, plus its offline augmented copies where there are any. Clips longer than
+`loader.max_seconds` are centre-cropped, as evaluation crops them. Later runs and folds train only the layer
+weights and the head on the table.
 Online augmentation changes the clips every epoch, so it bypasses the cache.
 """
 
@@ -83,7 +85,7 @@ def speaker_normalised(table: list[np.ndarray], speakers: list[str]) -> list[np.
 def cached_layer_features(net, waves: list[np.ndarray], clips_key: str, max_samples: int | None,
                           cache_dir: str | Path, batch_size: int = 16) -> list[np.ndarray]:
     """One flat [layers * hidden] float32 array per clip, made by `net.layer_features` once per key."""
-    spec = {"v": FEATURES_VERSION, "encoder": net.weights_id(), "clips": clips_key, "max_samples": max_samples,
+    spec = {"v": FEATURES_VERSION, "encoder": net.features_id(), "clips": clips_key, "max_samples": max_samples,
             "layers": len(net.layer_weights)}
     key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -102,6 +104,22 @@ def cached_layer_features(net, waves: list[np.ndarray], clips_key: str, max_samp
         return out
 
     return cached_arrays(Path(cache_dir).expanduser() / "features" / key, make, spec)
+
+
+def cached_functionals(functionals, waves: list[np.ndarray], clips_key: str, max_samples: int | None,
+                       cache_dir: str | Path) -> list[np.ndarray]:
+    """One [features] float32 array per clip: openSMILE's functionals (`models.classic`), made once per key (clips,
+    feature set and openSMILE version, crop). Clips longer than `max_samples` are centre-cropped, as evaluation
+    crops them."""
+    spec = {"v": FEATURES_VERSION, "functionals": functionals.settings(), "clips": clips_key,
+            "max_samples": max_samples}
+    key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+    def make() -> list[np.ndarray]:
+        return [functionals.clip(_centre(np.asarray(w), max_samples))
+                for w in tqdm(waves, desc=f"openSMILE {functionals.feature_set}", unit="clip", mininterval=1.0)]
+
+    return cached_arrays(Path(cache_dir).expanduser() / "functionals" / key, make, spec)
 
 
 def _centre(wave: np.ndarray, max_samples: int | None) -> np.ndarray:

@@ -1,15 +1,8 @@
 """Self-supervised speech encoders (wav2vec2, HuBERT, WavLM) from transformers, with a small head.
 
-`mode`:
-- `frozen`: the encoder never trains (and stays in eval mode); a learnable softmax-weighted sum of
-  all hidden layers, mean-pooled over valid frames, feeds the head (the SUPERB / EmoBox protocol).
-- `finetune`: the convolutional feature encoder stays frozen; the transformer trains at
-  `encoder_lr_scale` times the head's learning rate.
-- `full`: everything trains; the encoder at the scaled learning rate.
-
-Padding never changes a prediction. Encoders whose feature extractor uses group norm over time
-(wav2vec2-base, HuBERT-base, WavLM-base) see each clip on its own; the others get one batched call
-with an attention mask.
+The modes, pooling and head are ser_bench.models.encoder's. In `finetune` mode the convolutional feature encoder
+stays frozen and the transformer trains. Encoders whose feature extractor uses group norm over time (wav2vec2-base,
+HuBERT-base, WavLM-base) see each clip on its own; the others get one batched call with an attention mask.
 """
 
 from __future__ import annotations
@@ -22,7 +15,7 @@ import torch
 from torch import nn
 
 from ser_bench.errors import UserError
-from ser_bench.models.base import ENCODER_MODES as MODES
+from ser_bench.models.encoder import EncoderClassifier
 
 log = logging.getLogger(__name__)
 
@@ -67,74 +60,32 @@ def receptive_field(kernels, strides) -> int:
     return field
 
 
-class SSLClassifier(nn.Module):
-    # Set by ser_bench.models.features: inputs are then cached pooled layer features [B, layers * hidden].
-    precomputed = False
+class SSLClassifier(EncoderClassifier):
+    """A transformers speech encoder (see ser_bench.models.encoder for the modes, pooling and head)."""
 
     def __init__(self, num_classes: int, arch: str = "wav2vec2", pretrained: str | None = None,
                  mode: str = "frozen", head_hidden: int = 256, dropout: float = 0.2, encoder_lr_scale: float = 0.05,
                  gradient_checkpointing: bool = False):
-        super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        self.mode, self.encoder_lr_scale, self.pretrained = mode, encoder_lr_scale, pretrained
-        self.encoder = load_encoder(arch, pretrained)
-        config = self.encoder.config
+        encoder = load_encoder(arch, pretrained)
+        config = encoder.config
         config.layerdrop = 0.0  # the weighted sum needs every layer's output, every step
+        # the transformer's input and every layer's output
+        super().__init__(num_classes, config.hidden_size, config.num_hidden_layers + 1, pretrained, mode,
+                         head_hidden, dropout, encoder_lr_scale)
+        self.encoder = encoder
         self.per_clip = getattr(config, "feat_extract_norm", "group") == "group"
         self.min_samples = receptive_field(config.conv_kernel, config.conv_stride)
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
-        if mode == "frozen":
-            self.encoder.requires_grad_(False)
-        elif mode == "finetune":
-            self.encoder.feature_extractor.requires_grad_(False)
-        n_layers = config.num_hidden_layers + 1  # the transformer's input and every layer's output
-        self.layer_weights = nn.Parameter(torch.zeros(n_layers))
-        self.head = nn.Sequential(nn.Linear(config.hidden_size, head_hidden), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(head_hidden, num_classes))
-        # from_pretrained returns an encoder in eval mode and a new one is in train mode; Lightning keeps
-        # whatever it finds, so the mode is set here, once, the way this `mode` wants it.
-        self.train()
+        self.freeze()
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.mode == "frozen":
-            self.encoder.eval()  # no dropout or feature masking in a frozen encoder
-        return self
+    def stem(self) -> nn.Module:
+        return self.encoder.feature_extractor  # the convolutional feature encoder
 
-    def layer_features(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """[B, layers, hidden]: every hidden layer, mean-pooled over the clip's valid frames."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.mode != "frozen"):
-            if self.per_clip:
-                return torch.cat([self._pooled(self._at_least_one_frame(w[: int(n)])[None], None)
-                                  for w, n in zip(wave, lengths)])
-            if wave.shape[1] < self.min_samples:
-                wave = nn.functional.pad(wave, (0, self.min_samples - wave.shape[1]))
-            mask = torch.arange(wave.shape[1], device=wave.device)[None, :] < lengths[:, None]
-            return self._pooled(wave, mask)
-
-    def _at_least_one_frame(self, clip: torch.Tensor) -> torch.Tensor:
-        """Clips shorter than the feature encoder's receptive field are zero-padded up to it."""
-        return nn.functional.pad(clip, (0, self.min_samples - len(clip))) if len(clip) < self.min_samples else clip
-
-    def _pooled(self, wave: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def hidden_states(self, wave: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         out = self.encoder(wave, attention_mask=None if mask is None else mask.long(), output_hidden_states=True)
         hidden = torch.stack(out.hidden_states, dim=1)  # [B, layers, frames, hidden]
-        if mask is None:
-            return hidden.mean(dim=2)
-        frames = self.encoder._get_feat_extract_output_lengths(mask.sum(-1)).clamp(min=1)
-        valid = (torch.arange(hidden.shape[2], device=wave.device)[None, :] < frames[:, None]).to(hidden.dtype)
-        return (hidden * valid[:, None, :, None]).sum(2) / valid.sum(-1)[:, None, None]
-
-    def classify(self, layer_features: torch.Tensor) -> torch.Tensor:
-        weights = self.layer_weights.softmax(0)
-        return self.head((layer_features * weights[None, :, None]).sum(1))
-
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if self.precomputed:
-            return self.classify(wave.view(len(wave), len(self.layer_weights), -1))
-        return self.classify(self.layer_features(wave, lengths))
+        return hidden, None if mask is None else self.encoder._get_feat_extract_output_lengths(mask.sum(-1))
 
     def weights_id(self) -> str | None:
         """What identifies the encoder's weights for the feature cache; None for random weights."""
@@ -147,11 +98,8 @@ class SSLClassifier(nn.Module):
             return f"{folder.resolve()}|" + "|".join(stamps)
         return f"{self.pretrained}@{getattr(self.encoder.config, '_commit_hash', None) or 'unknown revision'}"
 
-    def param_groups(self, lr: float) -> list[dict]:
-        """The head and layer weights at `lr`, trainable encoder parameters at `lr * encoder_lr_scale`."""
-        head = [self.layer_weights, *self.head.parameters()]
-        encoder = [p for p in self.encoder.parameters() if p.requires_grad]
-        groups = [{"params": head, "lr": lr, "name": "head"}]
-        if encoder:
-            groups.append({"params": encoder, "lr": lr * self.encoder_lr_scale, "name": "encoder"})
-        return groups
+    def provenance(self) -> dict[str, str]:
+        tags = super().provenance()
+        if self.pretrained is not None:
+            tags["weights.id"] = str(self.pretrained)
+        return tags
