@@ -90,7 +90,7 @@ def model_overrides(model: str, tiny_pretrained: dict[str, Path]) -> list[str]:
     from omegaconf import OmegaConf
 
     node = OmegaConf.load(CONF / "model" / f"{model}.yaml")
-    arch = node.get("net", {}).get("arch") or ("wav2vec2" if "pretrained" in node else None)
+    arch = node.get("net", {}).get("arch")  # the transformers encoders; ge2e and crepe load their packaged weights
     return [f"model={model}"] + ([f"model.pretrained={tiny_pretrained[arch]}"] if arch else [])
 
 

@@ -313,6 +313,9 @@ def test_every_model_satisfies_the_contract(model, tiny_pretrained):
     assert base.check(net, 8, forward=True) is net
     if base.is_encoder(net):
         assert net.mode in base.ENCODER_MODES and net.weights_id() is not None
+        assert net.provenance()["pretrained"] == "true" and net.features_id() == net.weights_id() or model == "crepe"
+    elif base.is_fitted(net):  # a classic baseline: no gradient training, features outside torch
+        assert not any(p.requires_grad for p in net.parameters()) and net.functionals.size in (88, 6373)
     else:
         assert base.is_log_mel(net) and net.frontend.n_mels == 64
 

@@ -46,8 +46,9 @@ def read_out(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("overrides", [(), ("model.optim.ema=0.9", "cache_log_mel=false", "model=resnet2d")],
-                         ids=["cnn1d", "resnet2d-ema-uncached"])
+@pytest.mark.parametrize("overrides", [(), ("model.optim.ema=0.9", "cache_log_mel=false", "model=resnet2d"),
+                                       ("model=egemaps_svm",), ("model=ge2e",), ("model=crepe", "model.net.hop_ms=64")],
+                         ids=["cnn1d", "resnet2d-ema-uncached", "egemaps_svm", "ge2e", "crepe"])
 def test_predict_reproduces_the_runs_test_probabilities(trained, tiny_manifest, capsys, tmp_path, overrides):
     """Uncalibrated, predict gives the clips of the test actors the probabilities the run's test pass logged: the
     tested network (the moving average where there is one) with its preprocessing, rebuilt without the config."""

@@ -74,8 +74,8 @@ def _require():
 def export(scorer: Scorer, path: Path) -> Path:
     """Write `scorer`'s network as an ONNX model at `path`."""
     if base.is_encoder(scorer.net) or not base.is_log_mel(scorer.net):
-        raise UserError("ONNX export covers the log-mel models (cnn1d, cnn2d, resnet2d); the self-supervised "
-                        "encoders (wav2vec2, hubert, wavlm) are not exported yet")
+        raise UserError("ONNX export covers the log-mel models (cnn1d, cnn2d, resnet2d); the pretrained encoders "
+                        "are not exported yet, and the openSMILE baselines compute their features outside torch")
     _require()
     import onnx
 

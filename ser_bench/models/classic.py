@@ -128,7 +128,7 @@ class FunctionalsClassifier(nn.Module):
         from sklearn.preprocessing import StandardScaler
 
         scaler = StandardScaler().fit(x_train)
-        z_train, z_val = scaler.transform(x_train), scaler.transform(x_val)
+        z_train, z_val = scaler.transform(x_train), scaler.transform(x_val) if len(x_val) else x_val
         rows, best, best_model = [], None, None
         for setting in self.grid:
             model = self.estimator(setting).fit(z_train, y_train)
