@@ -41,7 +41,7 @@ PATHS = ("data.root", "data.metadata", "eval_data.root", "eval_data.metadata", "
 # older runs keep their hash, and read as that value by the report where a run lacks the param.
 ADDED_OPTIONS = {"labels": "native", "model.net.pool": "stats", "model.optim.mixup": 0.0,
                  "model.optim.speaker_adversarial": 0.0, "model.optim.ema": 0.0, "data.allow_outside_root": False,
-                 "split.val": "speakers", "callbacks": {}}
+                 "split.val": "speakers", "callbacks": {}, "model.net.standardize": False}
 # Params the report never treats as a setting of a cell: the hash's IGNORED keys, and what differs between
 # the runs of one setting by design (fold, seed) or names a copy of the data (its root).
 NOT_SETTINGS = (*IGNORED, "split.fold", "seed", "data.root", "eval_data.root", "loader.num_workers")

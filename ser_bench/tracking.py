@@ -206,7 +206,22 @@ def log_corpus(manifest: list, split, source: str) -> None:
         with warnings.catch_warnings():  # MLflow registers its local-file source twice and says so on every call
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
             dataset = from_pandas(frame, source=source, name=f"{split.corpus}-{part}", digest=digest)
-        mlflow.log_input(dataset, context=part)
+        _log_input(dataset, part)
+
+
+def _log_input(dataset, context: str, attempts: int = 3) -> None:
+    """mlflow.log_input, again when a parallel job of the sweep inserted the same dataset first: the store checks
+    for the dataset and then inserts it, so two jobs of one experiment can both insert and one fails on the unique
+    key; on the next try the store finds the other job's row and links to it."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException as err:
+            if "UNIQUE constraint" not in str(err) or attempt == attempts - 1:
+                raise
 
 
 class EpochLogger(L.Callback):

@@ -166,6 +166,12 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
             datamodule.use_features(cached_layer_features(net, datamodule.waves, clips_key, datamodule.max_samples,
                                                           cfg.cache_dir))
             net.precomputed = True
+            if net.standardize:
+                train_rows = np.stack([datamodule.waves[r] for r in datamodule.train_rows])
+                net.fit_standardizer(torch.from_numpy(train_rows).view(len(train_rows), len(net.layer_weights), -1))
+    if getattr(net, "standardize", False) and not getattr(net, "precomputed", False):
+        raise UserError("model.net.standardize=true needs the frozen features cached (model.cache_features=true, "
+                        "no online augmentation): its statistics are the training clips' cached features")
     out = Path(cfg.paths.output_dir)
     if base.is_fitted(net):  # the classic baselines: fitted by scikit-learn on cached functionals (models.classic)
         if augmentation.online:

@@ -23,9 +23,7 @@ from ser_bench.errors import UserError
 from ser_bench.models.classic import Functionals, FunctionalsClassifier
 from ser_bench.models.module import SERModule
 
-from .conftest import compose_cfg
-
-FAST_CREPE = "model.net.hop_ms=64"  # a frame every 64 ms: a third of the default's frames, the same code path
+from .conftest import FAST_CREPE, compose_cfg
 
 
 def overrides(model: str, *more: str) -> list[str]:
@@ -243,3 +241,40 @@ def test_crepe_is_torchcrepes_network(tiny_manifest, cache_dir):
     assert hidden.shape[2] == reference.shape[1]
     flat = reference[0].permute(0, 2, 1).reshape(reference.shape[1], -1)  # as the layer is flattened
     torch.testing.assert_close(hidden[0, 1], flat, atol=1e-4, rtol=1e-4)
+
+
+def test_extraction_benchmark_starts(tiny_manifest, capsys):
+    """Only that it runs end to end on a few clips; the figures come from deliberate runs."""
+    from ser_bench.bench.__main__ import main
+
+    root = tiny_manifest[0].path.parents[1]
+    main(["baselines", "--root", str(root), "--rounds", "1", "--limit", "3", "--families", "egemaps", "ge2e"])
+    out = capsys.readouterr().out
+    assert "3 clips of" in out and "s per clip" in out
+    assert [line.split()[0] for line in out.splitlines()[-3:-1]] == ["egemaps", "ge2e"]
+
+
+def test_standardized_features_use_the_training_clips_statistics(make_cfg, tiny_manifest, monkeypatch):
+    """model.net.standardize: each pooled unit is scaled by the training clips' mean and std (never the validation
+    or test clips'), and the head sees the scaled features."""
+    from ser_bench.models.encoder import EncoderClassifier
+
+    seen = {}
+    fit = EncoderClassifier.fit_standardizer
+    monkeypatch.setattr(EncoderClassifier, "fit_standardizer", lambda net, x: (seen.update(x=x.clone()), fit(net, x)))
+    train.run(make_cfg("model=ge2e", "model.net.standardize=true", "model.pretrained=null"))
+    assert len(seen["x"]) == len(emobox(tiny_manifest, fold=0).train)
+
+    net = instantiate(compose_cfg(["model=ge2e", "model.net.standardize=true"]).model.net, num_classes=8).eval()
+    x = torch.randn(10, len(net.layer_weights), net.feature_mean.shape[1]) * 1e-3 + 5.0
+    net.fit_standardizer(x)
+    scaled = (x - x.mean(0)) / x.std(0)
+    expected = net.head((scaled * net.layer_weights.softmax(0)[None, :, None]).sum(1))
+    torch.testing.assert_close(net.classify(x), expected)
+
+
+def test_standardize_needs_frozen_features(make_cfg):
+    with pytest.raises(UserError, match="standardize needs mode=frozen"):
+        train.run(make_cfg("model=ge2e", "model.net.standardize=true", "model.mode=finetune"))
+    with pytest.raises(UserError, match="needs the frozen features cached"):
+        train.run(make_cfg("model=ge2e", "model.net.standardize=true", "model.cache_features=false"))

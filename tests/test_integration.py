@@ -148,3 +148,27 @@ def test_help_describes_the_app():
     for needle in ("actor-disjoint", "logger: csv, mlflow, tensorboard", "debug: fast", "model: cnn1d",
                    "python -m ser_bench.predict --model RUN_ID", "trainer.X=VALUE"):
         assert needle in proc.stdout, needle
+
+
+def test_a_dataset_inserted_by_a_parallel_job_first_is_linked_on_the_next_try(monkeypatch):
+    """Two jobs of a sweep can both find a dataset missing and insert it; the second insert fails on the store's
+    unique key (seen in a joblib sweep on SQLite), and the next try links the row the other job wrote."""
+    from mlflow.exceptions import MlflowException
+
+    calls = []
+
+    def log_input(dataset, context):
+        calls.append(context)
+        if len(calls) == 1:
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, ...")
+
+    monkeypatch.setattr(mlflow, "log_input", log_input)
+    tracking._log_input("dataset", "train")
+    assert calls == ["train", "train"]
+
+    def broken(dataset, context):
+        raise MlflowException("something else")
+
+    monkeypatch.setattr(mlflow, "log_input", broken)
+    with pytest.raises(MlflowException, match="something else"):
+        tracking._log_input("dataset", "train")

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from ser_bench import predict
 from ser_bench.inference import bundle, sources, timeline
 
-from .conftest import ROOT, write_wav
+from .conftest import FAST_CREPE, ROOT, write_wav
 
 
 def run_predict(capsys, *argv: str) -> tuple[int, str, str]:
@@ -47,8 +47,9 @@ def read_out(path: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("overrides", [(), ("model.optim.ema=0.9", "cache_log_mel=false", "model=resnet2d"),
-                                       ("model=egemaps_svm",), ("model=ge2e",), ("model=crepe", "model.net.hop_ms=64")],
-                         ids=["cnn1d", "resnet2d-ema-uncached", "egemaps_svm", "ge2e", "crepe"])
+                                       ("model=egemaps_svm",), ("model=ge2e",),
+                                       ("model=ge2e", "model.net.standardize=true"), ("model=crepe", FAST_CREPE)],
+                         ids=["cnn1d", "resnet2d-ema-uncached", "egemaps_svm", "ge2e", "ge2e-standardized", "crepe"])
 def test_predict_reproduces_the_runs_test_probabilities(trained, tiny_manifest, capsys, tmp_path, overrides):
     """Uncalibrated, predict gives the clips of the test actors the probabilities the run's test pass logged: the
     tested network (the moving average where there is one) with its preprocessing, rebuilt without the config."""

@@ -399,3 +399,14 @@ def test_a_validation_tie_goes_to_the_ensemble_with_fewer_trainings():
         return Ensemble(groups=[], seeds=seeds, members={0: 0.5, 1: 0.5}, val_ua={0: val, 1: val})
     big, small, best = ensemble(0.7, [["0", "1"], ["0"]]), ensemble(0.7, [["0"], ["0"]]), ensemble(0.71, [["0"]] * 4)
     assert [id(e) for e in by_validation([big, small, best])] == [id(best), id(small), id(big)]
+
+
+def test_a_setting_copied_into_the_net_is_named_once():
+    """model.net.pretrained comes from model.pretrained (${..pretrained}); the label says it once."""
+    from ser_bench.report.stats import Group
+
+    group = Group("ravdess", "emobox", "ge2e", "none", {"model.net.pretrained": "None", "model.pretrained": "None",
+                                                        "model.net.dropout": "0.5"}, [], 6)
+    assert group.label == "ge2e + none (model.pretrained=None model.net.dropout=0.5)"
+    group.settings["model.net.pretrained"] = "other"  # set on its own: both are shown
+    assert "model.net.pretrained=other" in group.label and "model.pretrained=None" in group.label

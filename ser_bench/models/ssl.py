@@ -65,13 +65,13 @@ class SSLClassifier(EncoderClassifier):
 
     def __init__(self, num_classes: int, arch: str = "wav2vec2", pretrained: str | None = None,
                  mode: str = "frozen", head_hidden: int = 256, dropout: float = 0.2, encoder_lr_scale: float = 0.05,
-                 gradient_checkpointing: bool = False):
+                 gradient_checkpointing: bool = False, standardize: bool = False):
         encoder = load_encoder(arch, pretrained)
         config = encoder.config
         config.layerdrop = 0.0  # the weighted sum needs every layer's output, every step
         # the transformer's input and every layer's output
         super().__init__(num_classes, config.hidden_size, config.num_hidden_layers + 1, pretrained, mode,
-                         head_hidden, dropout, encoder_lr_scale)
+                         head_hidden, dropout, encoder_lr_scale, standardize)
         self.encoder = encoder
         self.per_clip = getattr(config, "feat_extract_norm", "group") == "group"
         self.min_samples = receptive_field(config.conv_kernel, config.conv_stride)

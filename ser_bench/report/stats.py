@@ -45,7 +45,10 @@ class Group:
 
     @property
     def label(self) -> str:
-        extra = " ".join(f"{k}={v}" for k, v in self.settings.items())
+        # model.net.X set from model.X (${..X} in conf/model/*.yaml) says it once, as model.X
+        shown = {k: v for k, v in self.settings.items()
+                 if not (k.startswith("model.net.") and self.settings.get("model." + k[len("model.net."):]) == v)}
+        extra = " ".join(f"{k}={v}" for k, v in shown.items())
         return (f"{self.model} + {self.augment}" + (f" ({extra})" if extra else "")
                 + (" [TRANSDUCTIVE: test actors' audio]" if self.transductive else ""))
 
