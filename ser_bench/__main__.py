@@ -8,6 +8,8 @@ import secrets
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from ser_bench import search
+
 LAUNCH = "SER_BENCH_LAUNCH"
 
 
@@ -19,6 +21,7 @@ def launch_tag() -> str:
 
 if not OmegaConf.has_resolver("ser_bench.launch"):
     OmegaConf.register_new_resolver("ser_bench.launch", launch_tag, use_cache=True)
+search.register_resolvers()  # hydra/sweeper=optuna: the study's store and name
 
 
 @hydra.main(version_base="1.3", config_path="pkg://ser_bench.conf", config_name="train")
@@ -33,10 +36,10 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     import sys
 
-    from ser_bench.argv import check, lightning_style
+    from ser_bench.argv import check, lightning_style, plugin_aliases
     from ser_bench.errors import UserError
 
-    sys.argv[1:] = lightning_style(sys.argv[1:])
+    sys.argv[1:] = plugin_aliases(lightning_style(sys.argv[1:]))
     try:
         check(sys.argv[1:])  # an unknown option, setting or bad value: one line, before Hydra starts
     except UserError as err:

@@ -9,13 +9,16 @@ way `python -m ser_bench` does (a sweep with each swept setting at its first val
 from __future__ import annotations
 
 import difflib
+import importlib.util
 
 from omegaconf import OmegaConf
 
-from ser_bench import conf_dir, settings
+from ser_bench import conf_dir, search, settings
 from ser_bench.errors import UserError
 
 CONF = conf_dir()
+# The plugin pins cloudpickle<3 (for its AWS launcher) against joblib's cloudpickle>=3: installed without its pins.
+RAY_INSTALL = 'pip install "ray[default]>=2.10,<3" && pip install --no-deps hydra-ray-launcher==1.2.2'
 
 
 def options(group: str) -> list[str]:
@@ -51,6 +54,20 @@ def lightning_style(argv: list[str]) -> list[str]:
             for a in argv]
 
 
+# Plugin configs whose defaults do not suit ser_bench, as ser_bench's own settings of the same plugin.
+ALIASES = {
+    # conf/hydra/sweeper/ser_optuna.yaml: maximise the validation UA, the study beside MLflow (the plugin minimises)
+    "hydra/sweeper=optuna": "hydra/sweeper=ser_optuna",
+    # conf/hydra/launcher/ser_ray.yaml: the cluster from RAY_ADDRESS, no object-store size that Ray 2 refuses
+    "hydra/launcher=ray": "hydra/launcher=ser_ray",
+}
+
+
+def plugin_aliases(argv: list[str]) -> list[str]:
+    """`hydra/sweeper=optuna` and `hydra/launcher=ray` as ser_bench's settings of those Hydra plugins (ALIASES)."""
+    return [ALIASES.get(a.removeprefix("override "), a) for a in argv]
+
+
 def check(argv: list[str]) -> None:
     parsed = parse(argv)
     if parsed is None:
@@ -58,6 +75,11 @@ def check(argv: list[str]) -> None:
     args, overrides = parsed
     single = []
     for o in overrides:
+        if o.key_or_group == "hydra/sweeper" and o.value() in ("optuna", "ser_optuna"):
+            search.check_installed()
+        if o.key_or_group == "hydra/launcher" and o.value() in ("ray", "ser_ray") and \
+                importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None:
+            raise UserError(f"hydra/launcher=ray needs Hydra's Ray launcher: {RAY_INSTALL}")
         if o.key_or_group.startswith("hydra"):
             continue
         if o.is_sweep_override() and not args.multirun:
@@ -78,15 +100,25 @@ def check(argv: list[str]) -> None:
     settings.check(cfg)
     for o in overrides:
         if o.is_sweep_override() and o.key_or_group in settings.RULES:
-            for value in o.sweep_iterator():
+            for value in _interval_bounds(o) or o.sweep_iterator():
                 trial = OmegaConf.create(OmegaConf.to_container(cfg))
                 OmegaConf.update(trial, o.key_or_group, value)
                 settings.check_rules(trial)
 
 
+def _interval_bounds(o) -> list:
+    """An Optuna search range (`interval(a,b)`) as its two ends, each checked like a swept value; [] otherwise."""
+    from hydra.core.override_parser.types import IntervalSweep
+
+    value = o.value()
+    return [value.start, value.end] if isinstance(value, IntervalSweep) else []
+
+
 def _values(o) -> list:
     if o.is_delete():
         return [None]
+    if _interval_bounds(o):
+        return [str(v) for v in _interval_bounds(o)]
     if o.is_sweep_override():
         try:
             return [str(v) for v in o.sweep_string_iterator()]

@@ -10,26 +10,34 @@ from omegaconf import DictConfig
 from ser_bench import sweep as sweeps
 from ser_bench.errors import UserError
 from ser_bench.tracking import finished_run, tracking_summary
-from ser_bench.train import run
 
 log = logging.getLogger(__name__)
 
 
 def single(cfg: DictConfig) -> float:
-    """A single run: a user's mistake ends in one `error:` line and exit status 2."""
+    """A single run: a user's mistake ends in one `error:` line and exit status 2. Returns the objective (below)."""
+    from ser_bench.train import run  # here, not at the top: a skipped sweep job never imports the training stack
+
     try:
         result = run(cfg)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     print_result(cfg, result)
-    return result["metrics"]["test/ua"]
+    return objective(result["metrics"])
+
+
+def objective(metrics: dict) -> float:
+    """What a job returns to Hydra, and so what a sweeper (hydra/sweeper=optuna) optimises: the best validation UA,
+    the metric every choice is made on; never a test metric."""
+    return float(metrics["best/val_ua"])
 
 
 def sweep_job(cfg: DictConfig, sweep: dict) -> float | None:
     """One job of a sweep: skipped when this configuration already FINISHED (`resume=true`); a crash is
     recorded (FAILED in MLflow where the run had started, and in the job's result.json) without
-    stopping the other jobs; the sweep's exit status reports it at the end."""
+    stopping the other jobs; the sweep's exit status reports it at the end. Returns the objective, None where the
+    job failed (Optuna records the trial as FAIL)."""
     label = sweeps.job_label(sweep)
     if cfg.resume:
         prior = finished_run(cfg)
@@ -38,7 +46,9 @@ def sweep_job(cfg: DictConfig, sweep: dict) -> float | None:
             print(f"skip {label}: already FINISHED as run {prior.info.run_id} "
                   f"(test UA {ua:.3f}, commit {prior.data.tags.get('git_commit', '?')[:12]})", flush=True)
             sweeps.write_result(cfg, sweep, "skipped", run_id=prior.info.run_id)
-            return ua
+            return objective(prior.data.metrics)
+    from ser_bench.train import run
+
     try:
         result = run(cfg, sweep)
     except Exception as err:  # noqa: BLE001 - one job's crash must not end the sweep
@@ -50,7 +60,7 @@ def sweep_job(cfg: DictConfig, sweep: dict) -> float | None:
         return None
     sweeps.write_result(cfg, sweep, "finished", run_id=result["run_id"])
     print_result(cfg, result)
-    return result["metrics"]["test/ua"]
+    return objective(result["metrics"])
 
 
 def print_result(cfg: DictConfig, result: dict) -> None:

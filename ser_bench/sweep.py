@@ -51,7 +51,8 @@ class SweepCallback(Callback):
         overrides = " ".join(config.hydra.overrides.task)
         parent = MlflowClient(uri).create_run(experiment_id, run_name=f"sweep {sweep_id}", tags={
             "sweep_id": sweep_id, "kind": "sweep", "sweep.command": f"python -m ser_bench -m {overrides}".strip(),
-            "sweep.dir": str(sweep_dir.resolve()), "git_commit": git_commit(), **process_tags()})
+            "sweep.dir": str(sweep_dir.resolve()), "git_commit": git_commit(), **process_tags(),
+            **sweeper_tags(config.hydra.sweeper)})
         info = {"sweep_id": sweep_id, "parent_run_id": parent.info.run_id, "experiment_id": experiment_id,
                 "tracking_uri": uri, "sweep_dir": str(sweep_dir.resolve()),
                 "swept": swept_keys(list(config.hydra.overrides.task))
@@ -92,6 +93,15 @@ class SweepCallback(Callback):
                 print(f"  failed: {r['job']}: {r['error']}", file=sys.stderr)
         if counts["failed"]:
             sys.exit(1)  # a SystemExit passes Hydra's callback guard: the sweep's exit status says it failed
+
+
+def sweeper_tags(sweeper: DictConfig) -> dict[str, str]:
+    """The sweeper, and for an Optuna search its study (name and store), so a parent run finds its study."""
+    tags = {"sweep.sweeper": str(sweeper.get("_target_", "")).rsplit(".", 1)[-1]}
+    if "study_name" in sweeper:
+        tags.update({"optuna.study": str(sweeper.study_name), "optuna.storage": str(sweeper.storage),
+                     "optuna.direction": str(sweeper.direction)})
+    return tags
 
 
 def interrupted() -> list[str]:

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
-import lightning as L
 import mlflow
 import numpy as np
 from filelock import FileLock
@@ -224,15 +223,20 @@ def _log_input(dataset, context: str, attempts: int = 3) -> None:
                 raise
 
 
-class EpochLogger(L.Callback):
-    """Logs each epoch's train/val/gap metrics to the active MLflow run, with step = epoch."""
+def epoch_logger():
+    """A Lightning callback that logs each epoch's train/val/gap metrics to the active MLflow run, with step = epoch.
+    Built on first use, so that a sweep job that is skipped (resume) never imports Lightning."""
+    import lightning as L
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module) -> None:
-        history = getattr(pl_module, "history", [])
-        if trainer.sanity_checking or not history or history[-1]["epoch"] != trainer.current_epoch:
-            return
-        entry = history[-1]
-        mlflow.log_metrics({k: v for k, v in entry.items() if k != "epoch"}, step=int(entry["epoch"]))
+    class EpochLogger(L.Callback):
+        def on_validation_end(self, trainer: L.Trainer, pl_module) -> None:
+            history = getattr(pl_module, "history", [])
+            if trainer.sanity_checking or not history or history[-1]["epoch"] != trainer.current_epoch:
+                return
+            entry = history[-1]
+            mlflow.log_metrics({k: v for k, v in entry.items() if k != "epoch"}, step=int(entry["epoch"]))
+
+    return EpochLogger()
 
 
 def _csv(rows: list[list]) -> str:

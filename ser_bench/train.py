@@ -192,7 +192,7 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
             raise UserError(f"bad model.optim settings: {err}") from None
         checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/ua", mode="max",
                                      save_top_k=1, save_weights_only=True)
-        callbacks = [checkpoint, tracking.EpochLogger()]
+        callbacks = [checkpoint, tracking.epoch_logger()]
         if cfg.early_stopping.patience:
             callbacks.append(EarlyStopping(monitor="val/ua", mode="max", patience=cfg.early_stopping.patience))
         warn_slow_precision(str(cfg.trainer.get("precision", "32-true")), str(cfg.trainer.get("accelerator", "auto")))

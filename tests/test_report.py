@@ -4,7 +4,10 @@ statistics, the three files, and one-line errors for bad input."""
 from __future__ import annotations
 
 import csv
+import html
 import io
+import json
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -122,6 +125,12 @@ def test_leaderboard_ranks_only_complete_honest_settings(store, tmp_path, capsys
 
     page = (tmp_path / "rep" / "leaderboard.html").read_text()
     assert page.count("<img") == 4 and page.count("data:image/png;base64,") == 4
+    # Each row links to its runs in MLflow's UI: the compare page of the setting's folds (the UI's own route).
+    ids = sorted(r.info.run_id for r in client.search_runs([exp], filter_string="tags.model = 'cnn2d'"))
+    url = ("http://127.0.0.1:5000/#/compare-runs?runs=" + quote(json.dumps(ids, separators=(",", ":")))
+           + "&experiments=" + quote(json.dumps([exp], separators=(",", ":"))))
+    assert f"<a href='{html.escape(url)}' title='its runs in MLflow'>cnn2d + none</a>" in page
+    assert best["mlflow_url"] == url and sorted(best["run_ids"].split()) == ids
     assert not [r for r in client.search_runs([exp]) if r.data.tags.get("kind") == "report"]  # not among the runs
     reports = client.get_experiment_by_name(f"{client.get_experiment(exp).name}-leaderboards").experiment_id
     (logged,) = [r for r in client.search_runs([reports]) if r.data.tags.get("kind") == "report"]
@@ -410,3 +419,14 @@ def test_a_setting_copied_into_the_net_is_named_once():
     assert group.label == "ge2e + none (model.pretrained=None model.net.dropout=0.5)"
     group.settings["model.net.pretrained"] = "other"  # set on its own: both are shown
     assert "model.net.pretrained=other" in group.label and "model.pretrained=None" in group.label
+
+
+def test_a_single_run_links_to_its_own_page_and_a_server_is_its_own_ui():
+    from ser_bench.report.collect import Record
+    from ser_bench.report.links import runs_url, ui_base
+
+    one = Record("abc", {}, {}, {}, 1.0, experiment_id="7")
+    assert runs_url("http://h:5000", [one]) == "http://h:5000/#/experiments/7/runs/abc"
+    assert ui_base("http://10.0.0.2:5000/") == "http://10.0.0.2:5000"
+    assert ui_base("sqlite:///mlruns/mlflow.db") == "http://127.0.0.1:5000"
+    assert ui_base("sqlite:///mlruns/mlflow.db", "http://ui:8080/") == "http://ui:8080"

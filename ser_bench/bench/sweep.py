@@ -1,12 +1,15 @@
-"""`python -m ser_bench.bench sweep`: one small sweep through the real command line with 1 and with
-2 parallel jobs (joblib launcher), alternating; wall time, and how much of it the MLflow runs cover.
+"""`python -m ser_bench.bench sweep`: one small sweep through the real command line on several Hydra launchers
+(basic, joblib, submitit_local; joblib:2 for 2 parallel jobs), alternating in rounds; wall time, and the per-job
+overhead beyond the MLflow runs.
 
-Each side gets its own temporary store and sweep folder, and `resume=false`, so nothing is skipped.
+Each sweep gets its own temporary store and sweep folder, and `resume=false`, so nothing is skipped.
 An untimed warm-up sweep first fills the caches (corpus, decoded audio, augmented copies, log-mel)
-that every later sweep shares, so neither side pays for them; it trains, validates and tests on one
+that every later sweep shares, so no launcher pays for them; it trains, validates and tests on one
 batch each, since the caches are made before training starts.
 Everything outside the runs (interpreter and library start-up, corpus and cache loading before a
-run opens, the sweep's own bookkeeping) is the difference between wall time x jobs and the runs' sum.
+run opens, the sweep's own bookkeeping) is the difference between wall time x jobs and the runs' sum; with one job
+at a time (every launcher but `joblib:N`; submitit with `array_parallelism=1`) that over the number of runs is the
+per-job overhead.
 """
 
 from __future__ import annotations
@@ -32,12 +35,17 @@ STANDARD_SWEEP = ("data=ravdess data.root={root} model=cnn1d,cnn2d augment=none,
 WARM_UP = ("trainer.max_epochs=1", "++trainer.limit_train_batches=1", "++trainer.limit_val_batches=1",
            "++trainer.limit_test_batches=1")
 
-HELP = "a sweep with 1 vs 2 parallel jobs: wall time and what the runs cover"
+HELP = "a small sweep on the basic, joblib and submitit launchers: wall time and per-job overhead"
+
+# The launcher settings of each entry of --launchers: NAME or NAME:N (N parallel jobs).
+LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs={n}"],
+             "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.array_parallelism={n}"]}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", default="1,2", help="parallel job counts to compare (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=1, help="rounds per job count (default: %(default)s)")
+    parser.add_argument("--launchers", default="basic,joblib,submitit_local,joblib:2",
+                        help="launchers to compare, NAME or NAME:PARALLEL_JOBS (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds per launcher (default: %(default)s)")
     parser.add_argument("--sweep", default=DEFAULT_SWEEP, help="sweep overrides (default: %(default)s)")
     parser.add_argument("--standard", action="store_true",
                         help="the standard study instead: cnn1d, cnn2d x none, all x 6 emobox folds on --root")
@@ -45,12 +53,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=1, help="epochs per run for --standard (default: %(default)s)")
 
 
-def _run_sweep(overrides: list[str], n_jobs: int, work: Path) -> tuple[float, float, int]:
+def launcher_overrides(entry: str) -> tuple[list[str], int]:
+    """The overrides of a --launchers entry and its number of parallel jobs."""
+    name, _, n = entry.partition(":")
+    if name not in LAUNCHERS:
+        raise SystemExit(f"error: --launchers {entry}: no such launcher; choose from {', '.join(LAUNCHERS)}")
+    n_jobs = int(n or 1)
+    if name == "basic" and n_jobs != 1:
+        raise SystemExit("error: --launchers basic runs one job at a time")
+    return [o.format(n=n_jobs) for o in LAUNCHERS[name]], n_jobs
+
+
+def _run_sweep(overrides: list[str], launcher: list[str], work: Path) -> tuple[float, float, int]:
     """Wall seconds, seconds inside the MLflow runs (summed), number of runs."""
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{work}/mlflow.db"
-    cmd = [sys.executable, "-m", "ser_bench", "-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}",
+    cmd = [sys.executable, "-m", "ser_bench", "-m", *launcher,
            *overrides, "resume=false", f"tracking.uri={uri}", f"hydra.sweep.dir={work}/sweep"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -66,23 +85,27 @@ def _run_sweep(overrides: list[str], n_jobs: int, work: Path) -> tuple[float, fl
 def run(args: argparse.Namespace) -> None:
     sweep = STANDARD_SWEEP.format(root=need_root(args.root), epochs=args.epochs) if args.standard else args.sweep
     overrides = shlex.split(sweep)
-    counts = [int(j) for j in args.jobs.split(",")]
-    walls: dict[int, list[float]] = {j: [] for j in counts}
-    inside: dict[int, list[float]] = {j: [] for j in counts}
+    entries = args.launchers.split(",")
+    settings = {e: launcher_overrides(e) for e in entries}
+    walls: dict[str, list[float]] = {e: [] for e in entries}
+    overheads: dict[str, list[float]] = {e: [] for e in entries}
     print(f"sweep: {' '.join(overrides)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ser_bench_sweep_") as work:
-        warm, _, _ = _run_sweep([*overrides, *WARM_UP], 1, Path(work))
+        warm, _, _ = _run_sweep([*overrides, *WARM_UP], [], Path(work))
     print(f"  warm-up (caches, one batch per stage; untimed for the comparison): {warm:.1f} s", flush=True)
     for _ in range(args.rounds):
-        for n_jobs in counts:
+        for entry in entries:
+            launcher, n_jobs = settings[entry]
             with tempfile.TemporaryDirectory(prefix="ser_bench_sweep_") as work:
-                wall, in_runs, n_runs = _run_sweep(overrides, n_jobs, Path(work))
-            walls[n_jobs].append(wall)
-            inside[n_jobs].append(in_runs)
-            print(f"  {n_jobs} job(s): {n_runs} runs, wall {wall:.1f} s, inside MLflow runs {in_runs:.1f} s "
-                  f"(outside: {100 * (1 - in_runs / (wall * n_jobs)):.0f}% of {n_jobs} x wall)", flush=True)
-    for n_jobs in counts:
-        print(summary(f"wall, {n_jobs} parallel job(s)", walls[n_jobs]))
-    base = statistics.median(walls[counts[0]])
-    for n_jobs in counts[1:]:
-        print(f"speed-up {n_jobs} vs {counts[0]} job(s): {base / statistics.median(walls[n_jobs]):.2f}x")
+                wall, in_runs, n_runs = _run_sweep(overrides, launcher, Path(work))
+            walls[entry].append(wall)
+            per_job = (wall * n_jobs - in_runs) / n_runs
+            overheads[entry].append(per_job)
+            print(f"  {entry}: {n_runs} runs, wall {wall:.1f} s, inside MLflow runs {in_runs:.1f} s; outside them "
+                  f"{per_job:.1f} s per job{' (x parallel jobs)' if n_jobs > 1 else ''}", flush=True)
+    for entry in entries:
+        print(summary(f"wall, {entry}", walls[entry]))
+        print(summary(f"per-job overhead beyond the runs, {entry}", overheads[entry]))
+    base = statistics.median(walls[entries[0]])
+    for entry in entries[1:]:
+        print(f"wall {entries[0]} / {entry}: {base / statistics.median(walls[entry]):.2f}x")

@@ -33,11 +33,13 @@ def main(argv: list[str] | None = None) -> int:
                         "the leaderboard, e.g. 'cnn1d + speed_pitch | resnet2d'); repeat for several")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/EXPERIMENT)")
     parser.add_argument("--no-log", action="store_true", help="do not log the report to MLflow")
+    parser.add_argument("--mlflow-ui", metavar="URL", help="the MLflow UI that rows link to (default: a tracking "
+                        "server's own address, else http://127.0.0.1:5000, where `mlflow ui` serves)")
     args = parser.parse_args(argv)
     experiments = args.experiment or ["ser_bench"]
     out = args.out or Path("reports") / experiments[0]
     try:
-        files = build(args.tracking_uri, experiments, args.ensemble)
+        files = build(args.tracking_uri, experiments, args.ensemble, args.mlflow_ui)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def build(uri: str, experiments: list[str], ensembles: list[str] = ()) -> dict[str, str]:
+def build(uri: str, experiments: list[str], ensembles: list[str] = (), ui: str | None = None) -> dict[str, str]:
     from mlflow.tracking import MlflowClient
 
     from ser_bench.report.collect import collect
@@ -59,7 +61,8 @@ def build(uri: str, experiments: list[str], ensembles: list[str] = ()) -> dict[s
 
     client = MlflowClient(existing(uri))
     collection = collect(client, experiments)
-    md, page, table = document(client, collection, uri, dt.datetime.now().strftime("%Y-%m-%d %H:%M"), ensembles)
+    md, page, table = document(client, collection, uri, dt.datetime.now().strftime("%Y-%m-%d %H:%M"), ensembles,
+                                 ui)
     return {"leaderboard.md": md, "leaderboard.html": page, "leaderboard.csv": table}
 
 

@@ -24,6 +24,7 @@ class Record:
     params: dict[str, str]
     minutes: float
     settings: dict[str, str] = field(default_factory=dict)  # swept settings beyond the tags
+    experiment_id: str = "0"
 
     @property
     def fold(self) -> int:
@@ -75,7 +76,7 @@ def collect(client: MlflowClient, experiments: list[str]) -> Collection:
             continue
         end = run.info.end_time or run.info.start_time
         records.append(Record(run.info.run_id, dict(tags), dict(run.data.metrics), dict(run.data.params),
-                              (end - run.info.start_time) / 60_000))
+                              (end - run.info.start_time) / 60_000, experiment_id=run.info.experiment_id))
     if not records:
         detail = ", ".join(f"{n} {why}" for why, n in excluded.items()) or "no runs at all"
         raise UserError(f"nothing to rank in experiment(s) {', '.join(experiments)}: no finished run with the "

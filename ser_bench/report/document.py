@@ -8,7 +8,7 @@ import functools
 import numpy as np
 from tqdm import tqdm
 
-from ser_bench.report import calibration, figures, render
+from ser_bench.report import calibration, figures, links, render
 from ser_bench.report.collect import Collection, artifact, confusion, curves
 from ser_bench.report.ensemble import (
     Ensemble,
@@ -27,8 +27,10 @@ MAX_CURVES = 10
 
 
 def document(client, collection: Collection, uri: str, when: str,
-             ensemble_specs: list[str] = ()) -> tuple[str, str, str]:
-    """The Markdown, HTML and CSV leaderboards; `ensemble_specs`: settings ensembles to score ("A | B")."""
+             ensemble_specs: list[str] = (), ui: str | None = None) -> tuple[str, str, str]:
+    """The Markdown, HTML and CSV leaderboards; `ensemble_specs`: settings ensembles to score ("A | B"); `ui`: the
+    MLflow UI's address, where each row's label links to its runs (default: from `uri`, ser_bench.report.links)."""
+    ui = links.ui_base(uri, ui)
     groups = build_groups(collection.records)
     by_section = sections(groups)
     histories, matrices = {}, {}
@@ -52,12 +54,18 @@ def document(client, collection: Collection, uri: str, when: str,
         if all(g.leaky for g in members):
             own = [(leaky, honest) for leaky, honest in twins if any(leaky.groups[0] is g for g in members)]
             tables.append(_leaky_table(corpus, split, members, leaky_pairs, own))
+            tables[-1].links = {i: links.runs_url(ui, g.records) for i, g in enumerate(members)}
+            tables[-1].link_column = 0
         else:
             tables.append(_ranked_table(corpus, split, members, histories, matrices))
+            tables[-1].links = {i: links.runs_url(ui, g.records) for i, g in enumerate(members)}
             if (calibrated := calibration.table(corpus, split, [g for g in members if not g.leaky], fetch)):
                 tables.append(calibrated)
             if own := [e for e in ensembles + combined if any(e.groups[0] is g for g in members)]:
                 tables.append(ensemble_table(corpus, split, own))
+                tables[-1].links = {i: links.runs_url(ui, [r for g in e.groups for r in g.records])
+                                    for i, e in enumerate(by_validation(own))}
+                tables[-1].link_column = 0
     excluded = ", ".join(f"{n} {why}" for why, n in sorted(collection.excluded.items())) or "none"
     title = f"Leaderboard: {', '.join(collection.experiments)}"
     preamble = [
@@ -70,9 +78,12 @@ def document(client, collection: Collection, uri: str, when: str,
         "accuracy at the best-validation epoch. val UA = validation UA at that epoch (validation actors only): "
         "choose between settings on it, never on test UA. Settings with missing folds are listed as incomplete and "
         "never ranked; the leaky random split is never ranked with actor-disjoint results.",
+        f"In the HTML page each setting's label links to its runs in the MLflow UI at {ui} (`mlflow ui "
+        f"--backend-store-uri URI`; --mlflow-ui for another address); leaderboard.csv lists them (run_ids, "
+        f"mlflow_url).",
     ]
     return (render.markdown(title, preamble, tables), render.to_html(title, preamble, tables),
-            render.to_csv(groups, ensembles))
+            render.to_csv(groups, ensembles, ui))
 
 
 def _row(g: Group, rank: str, mark: str = "") -> list[str]:

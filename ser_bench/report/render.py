@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from ser_bench.report.ensemble import Ensemble
+from ser_bench.report.links import runs_url
 from ser_bench.report.stats import METRICS, SUMMARISED, Group
 
 
@@ -20,6 +21,8 @@ class Table:
     headers: list[str]
     rows: list[list[str]]
     figures: list[tuple[str, bytes]] = field(default_factory=list)  # (caption, PNG)
+    links: dict[int, str] = field(default_factory=dict)  # row index -> its runs in MLflow's UI (ser_bench.report.links)
+    link_column: int = 1  # the cell that carries the link (the setting's label)
 
 
 def num(x: float | None, digits: int = 3) -> str:
@@ -52,7 +55,7 @@ def markdown(title: str, preamble: list[str], tables: list[Table]) -> str:
     for t in tables:
         out += [f"## {t.title}", "", t.note, "", "| " + " | ".join(t.headers) + " |",
                 "|" + "---|" * len(t.headers)]
-        out += ["| " + " | ".join(row) + " |" for row in t.rows]
+        out += ["| " + " | ".join(row) + " |" for row in t.rows]  # links only in HTML and CSV: printed, noise
         out.append("")
     return "\n".join(out)
 
@@ -65,9 +68,11 @@ def to_html(title: str, preamble: list[str], tables: list[Table]) -> str:
         parts.append(f"<h2>{html.escape(t.title)}</h2><p class='note'>{html.escape(t.note)}</p>")
         parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
                      + "</tr></thead><tbody>")
-        for row in t.rows:
+        for i, row in enumerate(t.rows):
             kind = "ref" if row and row[0] in ("ref", "base") else "inc" if row and row[0] == "incomplete" else ""
-            parts.append(f"<tr class='{kind}'>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+            parts.append(f"<tr class='{kind}'>" + "".join(
+                f"<td>{_html_cell(c, t.links.get(i) if j == t.link_column else None)}</td>"
+                for j, c in enumerate(row)) + "</tr>")
         parts.append("</tbody></table>")
         for caption, png in t.figures:
             data = base64.b64encode(png).decode()
@@ -77,7 +82,12 @@ def to_html(title: str, preamble: list[str], tables: list[Table]) -> str:
     return "\n".join(parts)
 
 
-def to_csv(groups: list[Group], ensembles: list[Ensemble] = ()) -> str:
+def _html_cell(text: str, url: str | None) -> str:
+    escaped = html.escape(text)
+    return f"<a href='{html.escape(url)}' title='its runs in MLflow'>{escaped}</a>" if url else escaped
+
+
+def to_csv(groups: list[Group], ensembles: list[Ensemble] = (), ui: str | None = None) -> str:
     """One row per setting; a setting with a seed ensemble also gets the ensemble's figures (settings
     ensembles, which span several rows, are in the Markdown and HTML only)."""
     buf = io.StringIO()
@@ -86,7 +96,7 @@ def to_csv(groups: list[Group], ensembles: list[Ensemble] = ()) -> str:
     ensemble_stats = [f"ensemble_{m}_{s}" for m in METRICS for s in ("mean", "std")] + ["ensemble_val/ua_mean"]
     writer.writerow(["corpus", "split", "model", "augment", "settings", "complete", "leaky", "transductive", "rank",
                      "folds", "seeds", "runs", *stats, "p_ttest_vs_leader", "p_wilcoxon_vs_leader", "minutes_per_run",
-                     "params", "ensemble_seeds", *ensemble_stats])
+                     "params", "ensemble_seeds", *ensemble_stats, "run_ids", "mlflow_url"])
     by_group = {id(e.groups[0]): e for e in ensembles if len(e.groups) == 1}  # seed ensembles
     for g in groups:
         values = [num(v, 4) for m in SUMMARISED for v in g.summary(m)]
@@ -98,7 +108,8 @@ def to_csv(groups: list[Group], ensembles: list[Ensemble] = ()) -> str:
                          g.complete, g.leaky, g.transductive, g.rank or "", " ".join(map(str, g.folds)),
                          " ".join(g.seeds), len(g.records), *values, num(g.p_ttest, 4) if g.p_ttest is not None else "",
                          num(g.p_wilcoxon, 4) if g.p_wilcoxon is not None else "", num(g.minutes, 2),
-                         g.params or "", *ensemble])
+                         g.params or "", *ensemble, " ".join(r.run_id for r in g.records),
+                         runs_url(ui, g.records) if ui else ""])
     return buf.getvalue()
 
 
