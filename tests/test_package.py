@@ -18,7 +18,8 @@ from .conftest import ROOT, TINY_CORPUS
 def test_the_package_list_names_every_package_folder():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     folders = {"ser_bench"} | {f"ser_bench.{p.parent.name}" for p in (ROOT / "ser_bench").glob("*/__init__.py")}
-    groups = {f"ser_bench.conf.{p.name}" for p in (ROOT / "conf").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    groups = {"ser_bench.conf." + ".".join(p.relative_to(ROOT / "conf").parts) for p in (ROOT / "conf").rglob("*")
+              if p.is_dir() and "__pycache__" not in p.parts}  # config groups, nested ones (hydra/sweeper) too
     assert listed == folders | {"ser_bench.conf"} | groups
     assert (conf_dir() / "train.yaml").is_file()
 
