@@ -39,8 +39,9 @@ def register_resolvers() -> None:
 
     from omegaconf import OmegaConf
 
-    # The plugin builds optuna's older distribution classes, which optuna converts (and warns about) on every trial.
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"optuna\.distributions")
+    # The plugin builds optuna's older distribution classes and passes TPE options optuna 4 deprecates: optuna warns
+    # about them on every trial.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"optuna\.")
 
     for name, fn in (("ser_bench.optuna_storage", storage_beside), ("ser_bench.study_name", study_name)):
         if not OmegaConf.has_resolver(name):

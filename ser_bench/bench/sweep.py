@@ -8,13 +8,16 @@ that every later sweep shares, so no launcher pays for them; it trains, validate
 batch each, since the caches are made before training starts.
 Everything outside the runs (interpreter and library start-up, corpus and cache loading before a
 run opens, the sweep's own bookkeeping) is the difference between wall time x jobs and the runs' sum; with one job
-at a time (every launcher but `joblib:N`; submitit with `array_parallelism=1`) that over the number of runs is the
-per-job overhead.
+at a time (every launcher without `:N`; submitit and Ray in batches of one job, `hydra.sweeper.max_batch_size=1`)
+that over the number of runs is the per-job overhead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import os
 import shlex
 import statistics
 import subprocess
@@ -39,12 +42,18 @@ HELP = "a small sweep on the basic, joblib and submitit launchers: wall time and
 
 # The launcher settings of each entry of --launchers: NAME or NAME:N (N parallel jobs).
 LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs={n}"],
-             "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.array_parallelism={n}"]}
+             # submitit's local executor runs a batch's jobs side by side: batches of N jobs
+             "submitit_local": ["hydra/launcher=submitit_local", "hydra.sweeper.max_batch_size={n}"],
+             # the cluster of RAY_ADDRESS (`ray start --head`), else a Ray instance started per sweep; batches of N
+             # jobs, each asking for its share of the cores
+             "ray": ["hydra/launcher=ray", "hydra.sweeper.max_batch_size={n}",
+                     "+hydra.launcher.ray.remote.num_cpus={cpus}"]}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--launchers", default="basic,joblib,submitit_local,joblib:2",
-                        help="launchers to compare, NAME or NAME:PARALLEL_JOBS (default: %(default)s)")
+    parser.add_argument("--launchers", default="basic,joblib,submitit_local,ray,joblib:2",
+                        help="launchers to compare, NAME or NAME:PARALLEL_JOBS (default: %(default)s; ray where "
+                        "Hydra's Ray launcher is installed)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds per launcher (default: %(default)s)")
     parser.add_argument("--sweep", default=DEFAULT_SWEEP, help="sweep overrides (default: %(default)s)")
     parser.add_argument("--standard", action="store_true",
@@ -61,7 +70,35 @@ def launcher_overrides(entry: str) -> tuple[list[str], int]:
     n_jobs = int(n or 1)
     if name == "basic" and n_jobs != 1:
         raise SystemExit("error: --launchers basic runs one job at a time")
-    return [o.format(n=n_jobs) for o in LAUNCHERS[name]], n_jobs
+    cpus = max(1, (os.cpu_count() or 1) // n_jobs)
+    return [o.format(n=n_jobs, cpus=cpus) for o in LAUNCHERS[name]], n_jobs
+
+
+@contextlib.contextmanager
+def ray_cluster(needed: bool):
+    """RAY_ADDRESS where it is set; else a Ray cluster on 127.0.0.1 for the benchmark (`ray start --head`), stopped
+    at the end, so that no sweep pays for starting Ray."""
+    if not needed or os.environ.get("RAY_ADDRESS"):
+        yield
+        return
+    import shutil
+    import socket
+
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.perf_counter()
+    subprocess.run([ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True)
+    print(f"  a Ray cluster on 127.0.0.1:{port} for the ray launcher: started in {time.perf_counter() - start:.1f} s "
+          f"(not in any sweep's wall time)", flush=True)
+    os.environ["RAY_ADDRESS"] = f"127.0.0.1:{port}"
+    try:
+        yield
+    finally:
+        del os.environ["RAY_ADDRESS"]
+        subprocess.run([ray, "stop", "--force"], capture_output=True)
 
 
 def _run_sweep(overrides: list[str], launcher: list[str], work: Path) -> tuple[float, float, int]:
@@ -86,6 +123,9 @@ def run(args: argparse.Namespace) -> None:
     sweep = STANDARD_SWEEP.format(root=need_root(args.root), epochs=args.epochs) if args.standard else args.sweep
     overrides = shlex.split(sweep)
     entries = args.launchers.split(",")
+    if "ray" in entries and importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None:
+        print("ray left out: Hydra's Ray launcher is not installed (see docs/tracking.md)")
+        entries.remove("ray")
     settings = {e: launcher_overrides(e) for e in entries}
     walls: dict[str, list[float]] = {e: [] for e in entries}
     overheads: dict[str, list[float]] = {e: [] for e in entries}
@@ -93,6 +133,17 @@ def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="ser_bench_sweep_") as work:
         warm, _, _ = _run_sweep([*overrides, *WARM_UP], [], Path(work))
     print(f"  warm-up (caches, one batch per stage; untimed for the comparison): {warm:.1f} s", flush=True)
+    with ray_cluster(any(e.startswith("ray") for e in entries)):
+        _rounds(args, entries, settings, overrides, walls, overheads)
+    for entry in entries:
+        print(summary(f"wall, {entry}", walls[entry]))
+        print(summary(f"per-job overhead beyond the runs, {entry}", overheads[entry]))
+    base = statistics.median(walls[entries[0]])
+    for entry in entries[1:]:
+        print(f"wall {entries[0]} / {entry}: {base / statistics.median(walls[entry]):.2f}x")
+
+
+def _rounds(args, entries, settings, overrides, walls, overheads) -> None:
     for _ in range(args.rounds):
         for entry in entries:
             launcher, n_jobs = settings[entry]
@@ -103,9 +154,3 @@ def run(args: argparse.Namespace) -> None:
             overheads[entry].append(per_job)
             print(f"  {entry}: {n_runs} runs, wall {wall:.1f} s, inside MLflow runs {in_runs:.1f} s; outside them "
                   f"{per_job:.1f} s per job{' (x parallel jobs)' if n_jobs > 1 else ''}", flush=True)
-    for entry in entries:
-        print(summary(f"wall, {entry}", walls[entry]))
-        print(summary(f"per-job overhead beyond the runs, {entry}", overheads[entry]))
-    base = statistics.median(walls[entries[0]])
-    for entry in entries[1:]:
-        print(f"wall {entries[0]} / {entry}: {base / statistics.median(walls[entry]):.2f}x")
