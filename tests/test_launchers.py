@@ -94,3 +94,16 @@ def test_ray_sweep_on_a_local_cluster_with_a_failing_job_then_resume(cache_dir, 
                            timeout=600)
     assert "0 finished, 1 skipped (already FINISHED), 1 failed" in again.stdout, again.stderr[-3000:]
     assert len([r for r in client.search_runs([exp]) if r.data.params.get("model.optim.lr") == "0.003"]) == 1
+
+
+def test_the_sweep_benchmark_names_each_launchers_settings():
+    from ser_bench.bench.sweep import launcher_overrides
+
+    assert launcher_overrides("basic") == ([], 1)
+    assert launcher_overrides("joblib:2") == (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], 2)
+    overrides, n = launcher_overrides("ray")
+    assert n == 1 and "hydra.sweeper.max_batch_size=1" in overrides and "hydra/launcher=ray" in overrides
+    with pytest.raises(SystemExit, match="no such launcher"):
+        launcher_overrides("dask")
+    with pytest.raises(SystemExit, match="one job at a time"):
+        launcher_overrides("basic:2")
