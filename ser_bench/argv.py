@@ -117,8 +117,8 @@ def _interval_bounds(o) -> list:
 def _values(o) -> list:
     if o.is_delete():
         return [None]
-    if _interval_bounds(o):
-        return [str(v) for v in _interval_bounds(o)]
+    if bounds := _interval_bounds(o):
+        return [str(v) for v in bounds]
     if o.is_sweep_override():
         try:
             return [str(v) for v in o.sweep_string_iterator()]

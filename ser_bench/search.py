@@ -1,5 +1,5 @@
 """Hyperparameter search with Hydra's Optuna sweeper (`-m hydra/sweeper=optuna`): where its study lives, what it is
-called, and a one-line error where the plugin is missing. conf/hydra/sweeper/optuna.yaml holds the settings; each
+called, and a one-line error where the plugin is missing. conf/hydra/sweeper/ser_optuna.yaml holds the settings; each
 trial is an ordinary sweep job (ser_bench.sweep), whose return value, the best validation UA, is the objective."""
 
 from __future__ import annotations

@@ -36,6 +36,21 @@ def tiny_overrides(cache_dir: Path, tmp_path: Path, corpus: bool = True) -> list
             "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "early_stopping.patience=0"]
 
 
+def finished_and_failed(tmp_path: Path):
+    """The runs of a sweep over `model.optim.lr=0.003,1e30` logged to tmp_path/mlflow.db, checked: one job FINISHED, the
+    diverging one FAILED, both nested under the sweep's parent. Returns (client, experiment id, parent, jobs by lr)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("ser_bench").experiment_id
+    runs = client.search_runs([exp])
+    (parent,) = [r for r in runs if r.data.tags.get("kind") == "sweep"]
+    jobs = {r.data.params["model.optim.lr"]: r for r in runs if r.data.tags.get("kind") != "sweep"}
+    assert jobs["0.003"].info.status == "FINISHED" and jobs["1e+30"].info.status == "FAILED"
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in jobs.values())
+    return client, exp, parent, jobs
+
+
 @pytest.fixture
 def make_cfg(cache_dir, tmp_path):
     def make(*overrides: str) -> DictConfig:

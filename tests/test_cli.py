@@ -21,8 +21,8 @@ ARTIFACTS = {"config.yaml", "split.json", "curves.png", "confusion_matrix.png", 
 TAGS = ("model", "augment", "split", "fold", "seed", "corpus", "git_commit", "config_hash", "actors.test")
 
 
-def cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+def cli(*args: str, cwd=ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", "ser_bench", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 

@@ -5,12 +5,11 @@ beside the MLflow store and a re-run continues it, each trial is a child run of 
 from __future__ import annotations
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from ser_bench import cli, search
 from ser_bench.errors import UserError
 
-from .conftest import tiny_overrides
+from .conftest import finished_and_failed, tiny_overrides
 from .test_cli import cli as run_cli
 
 
@@ -52,13 +51,7 @@ def test_optuna_search_with_a_failing_trial_then_a_rerun_continues_the_study(cac
     proc = run_cli(*args, f"hydra.sweep.dir={tmp_path}/sweep")
     assert proc.returncode == 1, proc.stderr[-3000:]  # the failed trial is reported in the exit status
     assert "1 finished, 0 skipped (already FINISHED), 1 failed" in proc.stdout
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    exp = client.get_experiment_by_name("ser_bench").experiment_id
-    runs = client.search_runs([exp])
-    (parent,) = [r for r in runs if r.data.tags.get("kind") == "sweep"]
-    jobs = {r.data.params["model.optim.lr"]: r for r in runs if r.data.tags.get("kind") != "sweep"}
-    assert jobs["0.003"].info.status == "FINISHED" and jobs["1e+30"].info.status == "FAILED"
-    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in jobs.values())
+    _, _, parent, jobs = finished_and_failed(tmp_path)
     assert parent.data.tags["sweep.sweeper"] == "OptunaSweeper" and parent.data.tags["optuna.direction"] == "maximize"
 
     storage = f"sqlite:///{tmp_path}/optuna.db"  # beside mlflow.db

@@ -74,31 +74,45 @@ def launcher_overrides(entry: str) -> tuple[list[str], int]:
     return [o.format(n=n_jobs, cpus=cpus) for o in LAUNCHERS[name]], n_jobs
 
 
-@contextlib.contextmanager
-def ray_cluster(needed: bool):
-    """RAY_ADDRESS where it is set; else a Ray cluster on 127.0.0.1 for the benchmark (`ray start --head`), stopped
-    at the end, so that no sweep pays for starting Ray."""
-    if not needed or os.environ.get("RAY_ADDRESS"):
-        yield
-        return
+def ray_command() -> str | None:
+    """The `ray` command of this Python's environment (or on PATH), None where Ray is not installed."""
     import shutil
+
+    return shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+
+
+@contextlib.contextmanager
+def local_ray_cluster(ray: str):
+    """A Ray cluster on 127.0.0.1 (`ray start --head` on a free port), stopped afterwards; yields its address."""
     import socket
 
-    ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    start = time.perf_counter()
     subprocess.run([ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True)
-    print(f"  a Ray cluster on 127.0.0.1:{port} for the ray launcher: started in {time.perf_counter() - start:.1f} s "
-          f"(not in any sweep's wall time)", flush=True)
-    os.environ["RAY_ADDRESS"] = f"127.0.0.1:{port}"
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, timeout=180)
     try:
-        yield
+        yield f"127.0.0.1:{port}"
     finally:
-        del os.environ["RAY_ADDRESS"]
-        subprocess.run([ray, "stop", "--force"], capture_output=True)
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+
+
+@contextlib.contextmanager
+def ray_cluster(needed: bool):
+    """RAY_ADDRESS where it is set; else a Ray cluster on 127.0.0.1 for the benchmark, stopped at the end, so that
+    no sweep pays for starting Ray."""
+    if not needed or os.environ.get("RAY_ADDRESS"):
+        yield
+        return
+    start = time.perf_counter()
+    with local_ray_cluster(ray_command()) as address:
+        print(f"  a Ray cluster on {address} for the ray launcher: started in {time.perf_counter() - start:.1f} s "
+              f"(not in any sweep's wall time)", flush=True)
+        os.environ["RAY_ADDRESS"] = address
+        try:
+            yield
+        finally:
+            del os.environ["RAY_ADDRESS"]
 
 
 def _run_sweep(overrides: list[str], launcher: list[str], work: Path) -> tuple[float, float, int]:
