@@ -64,6 +64,7 @@ def check_rules(cfg: DictConfig) -> None:
 OWN_TRAINER_ARGS = {
     "logger": "add Lightning's loggers with logger=csv, logger=tensorboard or logger=[csv,tensorboard] (conf/logger/)",
     "callbacks": "add Lightning callbacks with callbacks=NAME (conf/callbacks/) or +callbacks.NAME._target_=CLASS",
+    "use_distributed_sampler": "under DDP each process evaluates its own part of the clips (ser_bench.distributed)",
 }
 
 
@@ -82,25 +83,9 @@ def check_trainer(cfg: DictConfig) -> None:
             close = difflib.get_close_matches(key, known, n=1)
             raise UserError(f"trainer.{key}: lightning.Trainer has no such argument"
                             f"{f' (did you mean trainer.{close[0]}?)' if close else ''}")
-    check_one_process(cfg.get("trainer") or {})
+    from ser_bench import distributed
 
-
-DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
-
-
-def check_one_process(trainer) -> None:
-    """One training process only, until distributed runs are built: with several, every process would open its own
-    MLflow run, and Lightning pads the test set across processes, so a clip could count twice in the test UA."""
-    devices, nodes, strategy = trainer.get("devices", 1), trainer.get("num_nodes", 1), str(trainer.get("strategy", ""))
-    several = (devices in ("auto", -1, "-1") or (isinstance(devices, int) and devices > 1)
-               or (not isinstance(devices, (int, str)) and len(devices) > 1)
-               or (isinstance(devices, str) and "," in devices.strip(","))
-               or (isinstance(nodes, int) and nodes > 1) or any(s in strategy for s in DISTRIBUTED))
-    if several:
-        raise UserError(f"trainer.devices={devices} trainer.num_nodes={nodes} trainer.strategy={strategy or 'auto'}: "
-                        f"one training process per run for now (with several, each would log its own MLflow run and "
-                        f"the test set would be padded across them); use trainer.devices=1, and a launcher for "
-                        f"parallel runs")
+    distributed.processes(cfg.get("trainer") or {})  # what DDP cannot do yet is one line
 
 
 def check_corpus_fits(cfg: DictConfig) -> None:

@@ -224,14 +224,16 @@ def _log_input(dataset, context: str, attempts: int = 3) -> None:
 
 
 def epoch_logger():
-    """A Lightning callback that logs each epoch's train/val/gap metrics to the active MLflow run, with step = epoch.
-    Built on first use, so that a sweep job that is skipped (resume) never imports Lightning."""
+    """A Lightning callback that logs each epoch's train/val/gap metrics to the active MLflow run, with step = epoch:
+    from rank 0 alone under DDP (the other ranks have no run; the metrics are all ranks' already). Built on first
+    use, so that a sweep job that is skipped (resume) never imports Lightning."""
     import lightning as L
 
     class EpochLogger(L.Callback):
         def on_validation_end(self, trainer: L.Trainer, pl_module) -> None:
             history = getattr(pl_module, "history", [])
-            if trainer.sanity_checking or not history or history[-1]["epoch"] != trainer.current_epoch:
+            if (not trainer.is_global_zero or trainer.sanity_checking or not history
+                    or history[-1]["epoch"] != trainer.current_epoch):
                 return
             entry = history[-1]
             mlflow.log_metrics({k: v for k, v in entry.items() if k != "epoch"}, step=int(entry["epoch"]))

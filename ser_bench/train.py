@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import confusion_matrix
 
-from ser_bench import classic_fit, settings, tracking
+from ser_bench import classic_fit, distributed, settings, tracking
 from ser_bench.augment.offline import offline_copies, offline_key
 from ser_bench.classic_fit import Fitted
 from ser_bench.data import labels
@@ -105,6 +105,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+    # Under DDP the epoch's values are torchmetrics' of every rank's clips already (ser_bench.distributed).
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*when logging on epoch level in distributed.*")
     # A frozen encoder stays in eval mode on purpose (ser_bench.models.ssl).
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
@@ -115,6 +117,9 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
     `sweep` (from ser_bench.sweep) tags the run with its sweep and nests it under the sweep's parent run.
     """
     settings.check(cfg)  # before anything is decoded, cached or logged
+    ranks = distributed.processes(cfg.trainer)
+    if ranks:  # DDP: every rank runs this function on the same config; rank 0 logs the run
+        return distributed.launch(cfg, sweep, ranks)
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     manifest, class_names, dropped = corpus_and_labels(cfg)
@@ -174,6 +179,9 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
                         "no online augmentation): its statistics are the training clips' cached features")
     out = Path(cfg.paths.output_dir)
     if base.is_fitted(net):  # the classic baselines: fitted by scikit-learn on cached functionals (models.classic)
+        if distributed.is_rank():
+            raise UserError(f"model={cfg.model.name} is fitted by scikit-learn in one process: DDP is for gradient "
+                            f"training; drop trainer.strategy and use trainer.devices=1")
         if augmentation.online:
             raise UserError(f"model={cfg.model.name} is fitted on features computed once per clip: use offline "
                             f"augmentation (augment.mode=offline) or none")
@@ -201,6 +209,9 @@ def run(cfg: DictConfig, sweep: dict | None = None) -> dict:
         def fit() -> Fitted:
             return fit_lightning(trainer, module, datamodule, checkpoint)
 
+    if not distributed.is_lead():  # a DDP rank other than 0: its share of the work, no run, no files
+        fit()
+        return {}
     provenance = net.provenance() if base.is_encoder(net) else {}
     with tracking.start_run(cfg, split, sweep, dropped, manifest, extra_tags=provenance) as mlrun:
         fitted = fit()
@@ -248,8 +259,9 @@ def make_trainer(cfg: DictConfig, callbacks: list, out: Path) -> L.Trainer:
                                 f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})") \
                     from None
     try:
+        # The data module gives each DDP rank its part (Lightning's samplers would repeat evaluation clips).
         return L.Trainer(**{"default_root_dir": out, **cfg.trainer}, callbacks=callbacks + added["callbacks"],
-                         logger=added["logger"] or False)
+                         logger=added["logger"] or False, use_distributed_sampler=False)
     except (ValueError, TypeError, ImportError, MisconfigurationException) as err:
         raise UserError(f"bad trainer settings: {str(err).splitlines()[0]}") from None
 

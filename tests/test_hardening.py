@@ -87,8 +87,10 @@ def test_a_diverging_run_ends_failed_not_finished(make_cfg, monkeypatch):
     ("trainer.max_epoch=3", "trainer.max_epoch: lightning.Trainer has no such argument (did you mean trainer.max_"),
     ("trainer.logger=true", "trainer.logger is set by ser_bench: add Lightning's loggers with logger=csv"),
     ("logger=nope", "logger=nope: no such option; logger takes csv, mlflow, tensorboard"),
-    ("trainer.devices=2", "trainer.devices=2 trainer.num_nodes=1 trainer.strategy=auto: one training process per run"),
-    ("trainer.strategy=ddp", "trainer.strategy=ddp: one training process per run"),
+    ("trainer.num_nodes=2", "trainer.num_nodes=2 trainer.strategy=auto: one machine only for now"),
+    ("trainer.strategy=ddp_spawn", "the ranks are started by ser_bench (torch's elastic launcher); use trainer.stra"),
+    ("trainer.strategy=fsdp", "trainer.strategy=fsdp: only DDP is built for several processes"),
+    ("trainer.devices=0", "trainer.devices=0 trainer.num_nodes=1 trainer.strategy=auto: "),
     ("callbacks=[lr_monitor,nope]", "callbacks=nope: no such option"),
     ("data.n_actors=8", "split=emobox fold 0 tests actors 1 11 20 21, and a corpus of 8 actors lacks [11, 20, 21]"),
 ])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ser_bench.bench import augment, baselines, embed, faults, features, live, predict, step, sweep, train
+from ser_bench.bench import augment, baselines, ddp, embed, faults, features, live, predict, step, sweep, train
 
-BENCHMARKS = {"augment": augment, "baselines": baselines, "embed": embed, "faults": faults, "features": features,
-              "live": live, "predict": predict, "step": step, "sweep": sweep, "train": train}
+BENCHMARKS = {"augment": augment, "baselines": baselines, "ddp": ddp, "embed": embed, "faults": faults,
+              "features": features, "live": live, "predict": predict, "step": step, "sweep": sweep, "train": train}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ser_bench.data.padding import pad
 from ser_bench.data.splits import Split
+from ser_bench.distributed import Shard
 
 # (wave, rng) -> wave, e.g. ser_bench.augment.Augmentation; `generator(epoch, row)` gives the rng.
 WaveAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -56,20 +57,24 @@ class EpochSampler(Sampler):
     """Shuffles like RandomSampler, seeded by (seed, epoch), and yields (index, epoch) pairs.
 
     Lightning calls `set_epoch` before each epoch; the epoch travels with the index, so online
-    augmentation stays reproducible with any number of (persistent) DataLoader workers.
+    augmentation stays reproducible with any number of (persistent) DataLoader workers. With `world` > 1
+    (DDP), rank `rank` takes every world-th index of the epoch's order, the order padded from its start to a
+    multiple of `world` (as torch's DistributedSampler does), so every rank steps through as many batches.
     """
 
-    def __init__(self, n: int, seed: int = 0):
-        self.n, self.seed, self.epoch = n, seed, 0
+    def __init__(self, n: int, seed: int = 0, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.epoch, self.rank, self.world = n, seed, 0, rank, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.world)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        if self.world > 1:
+            order = torch.cat([order, order[:len(self) * self.world - self.n]])[self.rank::self.world]
         return iter([(int(i), self.epoch) for i in order])
 
 
@@ -107,9 +112,15 @@ class SERDataModule(L.LightningDataModule):
             raise ValueError(f"{len(table)} feature rows for {len(self.waves)} clips")
         self.waves, self.max_samples = table, max_len
 
-    def _loader(self, rows: np.ndarray, train: bool) -> DataLoader:
+    def _loader(self, rows: np.ndarray, train: bool, what: str = "training") -> DataLoader:
         dataset = ClipDataset(self.waves, self.labels, rows, self.max_samples, train, self.online if train else None)
-        sampler = EpochSampler(len(rows), self.seed) if train and self.online is not None else None
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        sampler = None
+        if train and self.online is not None:
+            sampler = EpochSampler(len(rows), self.seed, rank, world)
+        elif world > 1:  # DDP: each rank its part (Lightning's own samplers are off: ser_bench.train.make_trainer)
+            sampler = (DistributedSampler(dataset, world, rank, shuffle=True, seed=self.seed) if train
+                       else Shard(len(rows), rank, world, what))
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=train and sampler is None, sampler=sampler,
                           collate_fn=collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
@@ -117,7 +128,7 @@ class SERDataModule(L.LightningDataModule):
         return self._loader(self.train_rows, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.split.val, train=False)
+        return self._loader(self.split.val, train=False, what="validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.split.test, train=False)
+        return self._loader(self.split.test, train=False, what="test")

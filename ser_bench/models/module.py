@@ -12,6 +12,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from ser_bench import distributed
 from ser_bench.errors import UserError
 from ser_bench.models.base import AVERAGED_PREFIX
 from ser_bench.models.layers import reverse_gradient
@@ -179,7 +180,9 @@ class SERModule(L.LightningModule):
         self._val_epoch = []
 
     def on_validation_epoch_end(self) -> None:
-        # Validation runs after the epoch's last training batch, so the train metrics are complete here.
+        # Validation runs after the epoch's last training batch, so the train metrics are complete here. Under DDP
+        # the metrics' compute() adds up every rank's counts, and each rank's clips are gathered here.
+        self._val_epoch = distributed.gather(self._val_epoch)
         epoch = {"val/loss": self.val_loss.compute().item(), "val/acc": self.val_wa.compute().item(),
                  "val/ua": self.val_ua.compute().item()}
         epoch["val/wa"] = epoch["val/acc"]
@@ -211,6 +214,7 @@ class SERModule(L.LightningModule):
         self.test_predictions = []
 
     def on_test_epoch_end(self) -> None:
+        self.test_predictions = distributed.gather(self.test_predictions)
         self.log_dict({"test/ua": self.test_ua.compute(), "test/wa": self.test_wa.compute(),
                        "test/macro_f1": self.test_f1.compute()}, logger=False)
         for metric in (self.test_ua, self.test_wa, self.test_f1):
