@@ -111,7 +111,7 @@ def test_ddp_sweep_ranks_test_one_network_and_a_failing_job_is_one_line(cache_di
     applied to each clip in one process, so every rank evaluated the same network and each clip once. In the same
     sweep a diverging job ends FAILED with one line, and the sweep goes on (its launcher started DDP twice)."""
     args = ["-m", "model.optim.lr=0.003,1e30", *tiny_overrides(cache_dir, tmp_path, corpus=False), "data=tiny",
-            "data.intensities=[1,2]", "split.n_val_actors=1", "loader.batch_size=7", *DDP,
+            "data.intensities=[1,2]", "split.n_val_actors=1", "loader.batch_size=7", "trainer.max_epochs=1", *DDP,
             f"hydra.sweep.dir={tmp_path}/sweep"]
     proc = cli(*args)
     assert proc.returncode == 1, proc.stderr[-3000:]

@@ -94,6 +94,7 @@ def server(tmp_path):
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow  # 40 s (a server's start and a parallel sweep); the default suite keeps under 14 minutes
 def test_parallel_sweep_on_tracking_server(cache_dir, tmp_path, server):
     proc = cli("-m", *PARALLEL, "augment=none,noise", *tiny_overrides(cache_dir, tmp_path), "trainer.max_epochs=1",
                "tracking=server", f"tracking.uri={server}", f"hydra.sweep.dir={tmp_path}/sweep")
