@@ -50,7 +50,6 @@ def processes(trainer_cfg) -> int:
     probe = _probe(trainer_cfg, settings)
     from lightning.pytorch.strategies import DDPStrategy, ParallelStrategy
 
-
     if probe.num_nodes > 1:
         raise UserError(f"{settings}: one machine only for now (a run over several nodes is not built); use "
                         f"trainer.num_nodes=1, and a launcher to spread a sweep's runs over machines")
