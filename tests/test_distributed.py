@@ -5,6 +5,7 @@ arithmetic is the same, and a failing rank a FAILED run and one line."""
 from __future__ import annotations
 
 import re
+import signal
 from types import SimpleNamespace
 
 import numpy as np
@@ -141,3 +142,45 @@ def _tiny_with_strong(cache_dir):
     from ser_bench.data import synthetic
 
     return synthetic.load(cache_dir, seed=0, intensities=[1, 2], statements=1, repetitions=1)
+
+
+@pytest.mark.slow  # ~1 min: two DDP runs stopped by a signal
+@pytest.mark.parametrize("sig, group, code, error", [(signal.SIGINT, True, 130, "interrupted"),
+                                                     (signal.SIGTERM, False, 143, "terminated (SIGTERM)")],
+                         ids=["ctrl-c", "sigterm"])
+def test_a_signal_stops_every_rank_and_closes_the_run(sig, group, code, error, cache_dir, tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) or SIGTERM to the launching process alone (as a
+    launcher or a scheduler sends it): torch's launcher passes it to the ranks, rank 0 closes the run KILLED, and no
+    rank is left running."""
+    import os
+    import subprocess
+    import sys
+
+    from ser_bench.tracking import ensure_experiment
+
+    from .conftest import ROOT, TINY_CORPUS
+    from .test_hardening import _statuses, _wait_for, ctrl_c_as_in_a_terminal
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    ensure_experiment(uri, "ser_bench")
+    args = [sys.executable, "-m", "ser_bench", *TINY_CORPUS, f"cache_dir={cache_dir}", f"tracking.uri={uri}",
+            "trainer.max_epochs=400", "early_stopping.patience=0", "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={tmp_path}/run", *DDP]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)
+    try:
+        _wait_for(lambda: "RUNNING" in _statuses(uri).values(), 300, "the run did not start")
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == code, err[-2000:]
+    client, (run,) = _runs(uri)
+    assert run.info.status == "KILLED" and run.data.tags["error"] == error
+    job = str(tmp_path / "run" / "ranks" / "job.pkl")
+    _wait_for(lambda: subprocess.run(["pgrep", "-f", job], capture_output=True).returncode == 1, 30,
+              "a rank outlived the run")
