@@ -13,6 +13,7 @@ per-clip predictions are gathered in clip order (`gather`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import logging.config
 import os
@@ -34,20 +35,42 @@ RANK: int | None = None  # this process's rank where launch() started it, else N
 _USER_ERROR = "ser_bench user error: "
 
 
+PROBED = ("accelerator", "devices", "num_nodes", "strategy", "precision")  # the settings that decide the processes
+
+
 def processes(trainer_cfg) -> int:
     """How many training processes `trainer.*` asks for: 0 where it is one ordinary process, n for a DDP run of
     n ranks. What DDP cannot do here yet (several nodes, spawned or forked ranks, FSDP, DeepSpeed) is one line."""
-    get = trainer_cfg.get
-    devices, nodes, strategy = get("devices", "auto"), get("num_nodes", 1), get("strategy", "auto")
-    if devices in (1, "1") and nodes == 1 and strategy in ("auto", None, "") or is_rank():
-        return 0
-    settings = f"trainer.devices={devices} trainer.num_nodes={nodes} trainer.strategy={strategy}"
+    return 0 if is_rank() else _plan(_key(trainer_cfg))[0]
+
+
+def _key(trainer_cfg) -> tuple:
+    """`trainer.*`'s settings in PROBED, hashable (a list of devices as a tuple)."""
+    def plain(value):
+        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        return tuple(value) if isinstance(value, list) else value
+
+    return tuple((k, plain(trainer_cfg[k])) for k in PROBED if k in trainer_cfg)
+
+
+@functools.cache
+def _plan(key: tuple) -> tuple[int, str]:
+    """(processes, process-group backend) for these settings, resolved once per process: the settings check and
+    the run ask the same question."""
+    trainer = dict(key)
+    devices, nodes, strategy = trainer.get("devices", "auto"), trainer.get("num_nodes", 1), trainer.get("strategy",
+                                                                                                        "auto")
+    if devices in (1, "1") and nodes == 1 and strategy in ("auto", None, ""):
+        return 0, ""
+    shown = list(devices) if isinstance(devices, tuple) else devices
+    settings = f"trainer.devices={shown} trainer.num_nodes={nodes} trainer.strategy={strategy}"
     if not isinstance(strategy, str):
         raise UserError(f"{settings}: give trainer.strategy as a name (ddp, auto, ...)")
     only_ddp = f"{settings}: only DDP is built for several processes (trainer.strategy=ddp)"
     if "fsdp" in strategy or "deepspeed" in strategy:
         raise UserError(only_ddp)
-    probe = _probe(trainer_cfg, settings)
+    probe = _probe(trainer, settings)
+    from lightning.pytorch.accelerators import CUDAAccelerator
     from lightning.pytorch.strategies import DDPStrategy, ParallelStrategy
 
     if probe.num_nodes > 1:
@@ -57,24 +80,23 @@ def processes(trainer_cfg) -> int:
         if probe.strategy._start_method != "popen":
             raise UserError(f"{settings}: the ranks are started by ser_bench (torch's elastic launcher); use "
                             f"trainer.strategy=ddp")
-        return probe.world_size
+        return probe.world_size, "NCCL" if isinstance(probe.accelerator, CUDAAccelerator) else "gloo"
     if isinstance(probe.strategy, ParallelStrategy):
         raise UserError(f"{only_ddp}, not {type(probe.strategy).__name__}")
-    return 0
+    return 0, ""
 
 
-def _probe(trainer_cfg, settings: str):
+def _probe(trainer: dict, settings: str):
     """The Trainer these settings make, for how Lightning resolves them ("auto", -1, "0,1", a GPU count)."""
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    keys = ("accelerator", "devices", "num_nodes", "strategy", "precision")
     quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = quiet.level
     quiet.setLevel(logging.WARNING)  # its "GPU available: ..." lines come once, from the run's own Trainer
     try:
-        return L.Trainer(**{k: trainer_cfg[k] for k in keys if k in trainer_cfg}, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+        return L.Trainer(**trainer, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
     except (ValueError, TypeError, ImportError, RuntimeError, MisconfigurationException) as err:
         raise UserError(f"{settings}: {str(err).splitlines()[0]}") from None
     finally:
@@ -113,7 +135,7 @@ def launch(cfg: DictConfig, sweep: dict | None, n: int) -> dict:
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=n, run_id=uuid.uuid4().hex,
                           rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.5,
                           logs_specs=DefaultLogsSpecs(log_dir=str(folder)))
-    log.info("DDP: %d ranks (torch elastic, %s)", n, "NCCL" if _on_gpu(cfg) else "gloo")
+    log.info("DDP: %d ranks (torch elastic, %s)", n, _plan(_key(cfg.trainer))[1])
     elastic = logging.getLogger("torch.distributed.elastic")
     level = elastic.level
     elastic.setLevel(logging.CRITICAL)  # its launch settings and a failed rank's traceback: said once, below
@@ -135,13 +157,6 @@ def launch(cfg: DictConfig, sweep: dict | None, n: int) -> dict:
         elastic.setLevel(level)
     with open(result, "rb") as f:
         return pickle.load(f)
-
-
-def _on_gpu(cfg: DictConfig) -> bool:
-    import torch
-
-    accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    return accelerator in ("gpu", "cuda") or accelerator == "auto" and torch.cuda.is_available()
 
 
 def _job_logging() -> dict | None:

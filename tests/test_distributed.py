@@ -4,8 +4,11 @@ arithmetic is the same, and a failing rank a FAILED run and one line."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -20,9 +23,11 @@ from ser_bench.data.splits import emobox
 from ser_bench.data.synthetic import EMOTIONS
 from ser_bench.distributed import Shard
 from ser_bench.errors import UserError
+from ser_bench.tracking import ensure_experiment
 
-from .conftest import finished_and_failed, tiny_overrides
+from .conftest import ROOT, TINY_CORPUS, finished_and_failed, tiny_overrides
 from .test_cli import cli
+from .test_hardening import _statuses, _wait_for, ctrl_c_as_in_a_terminal
 
 DDP = ["trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]
 
@@ -106,7 +111,7 @@ def test_ddp_equals_one_process_where_the_arithmetic_is_the_same(cache_dir, tmp_
         np.testing.assert_allclose(b[probs].to_numpy(), a[probs].to_numpy(), atol=1e-5)
 
 
-def test_ddp_sweep_ranks_test_one_network_and_a_failing_job_is_one_line(cache_dir, tmp_path, tiny_manifest, capsys):
+def test_ddp_sweep_ranks_test_one_network_and_a_failing_job_is_one_line(cache_dir, tmp_path, capsys):
     """cnn1d (batch norm, dropout) on an odd number of validation clips with a batch size that gives the ranks
     different numbers of batches: the logged validation and test probabilities are those of the tested checkpoint,
     applied to each clip in one process, so every rank evaluated the same network and each clip once. In the same
@@ -124,8 +129,7 @@ def test_ddp_sweep_ranks_test_one_network_and_a_failing_job_is_one_line(cache_di
     assert len(client.search_runs([exp])) == 3  # the parent and one run per job: no rank but 0 opened one
     assert "training diverged" in jobs["1e+30"].data.tags["error"]
     run = jobs["0.003"]
-    by_id = {u.utt_id: u.path for u in tiny_manifest}
-    by_id.update({u.utt_id: u.path for u in _tiny_with_strong(cache_dir)})
+    by_id = {u.utt_id: u.path for u in _tiny_with_strong(cache_dir)}
     for name, clips in (("val_predictions.csv", 15), ("predictions.csv", 60)):
         logged = _csv(client, run, name, tmp_path / name)
         assert len(logged) == clips and logged.index.is_unique
@@ -152,15 +156,6 @@ def test_a_signal_stops_every_rank_and_closes_the_run(sig, group, code, error, c
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) or SIGTERM to the launching process alone (as a
     launcher or a scheduler sends it): torch's launcher passes it to the ranks, rank 0 closes the run KILLED, and no
     rank is left running."""
-    import os
-    import subprocess
-    import sys
-
-    from ser_bench.tracking import ensure_experiment
-
-    from .conftest import ROOT, TINY_CORPUS
-    from .test_hardening import _statuses, _wait_for, ctrl_c_as_in_a_terminal
-
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     ensure_experiment(uri, "ser_bench")
     args = [sys.executable, "-m", "ser_bench", *TINY_CORPUS, f"cache_dir={cache_dir}", f"tracking.uri={uri}",
