@@ -83,14 +83,19 @@ def ray_command() -> str | None:
 
 @contextlib.contextmanager
 def local_ray_cluster(ray: str):
-    """A Ray cluster on 127.0.0.1 (`ray start --head` on a free port), stopped afterwards; yields its address."""
+    """A Ray cluster on 127.0.0.1 (`ray start --head` on a free port), stopped afterwards; yields its address.
+
+    Without token authentication (RAY_AUTH_MODE=disabled): Ray (2.60 here) `ray start` turns it on by itself wherever
+    ~/.ray/auth_token exists, which any earlier local `ray.init()` leaves behind, and a sweep given the address
+    then fails with InvalidAuthToken (docs/tracking.md)."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     subprocess.run([ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, timeout=180)
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, timeout=180,
+                   env={**os.environ, "RAY_AUTH_MODE": "disabled"})
     try:
         yield f"127.0.0.1:{port}"
     finally:
